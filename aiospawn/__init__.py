@@ -1,0 +1,24 @@
+"""aiospawn: fast, correct subprocesses for asyncio on Linux.
+
+Children are created with clone3 and a pidfd, set up by a declarative
+script of system calls, and awaited through the event loop's reader: no
+SIGCHLD handler, no helper thread, no polling.
+"""
+
+from ._capabilities import Capabilities, capabilities
+from ._errors import BackendUnavailableError, ExitStatusUnknownError
+from ._run import run
+from ._stdio import DEVNULL, PIPE, STDOUT
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEVNULL",
+    "PIPE",
+    "STDOUT",
+    "BackendUnavailableError",
+    "Capabilities",
+    "ExitStatusUnknownError",
+    "capabilities",
+    "run",
+]

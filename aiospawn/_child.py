@@ -1,0 +1,155 @@
+"""The handle of one spawned child: its pidfd, its exit and its signals."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from ._core import lib
+from ._errors import ExitStatusUnknownError, child_failure
+from ._watcher import Watcher
+
+
+class Child:
+    """A running or exited child, owned by exactly one watcher until reaped.
+
+    The watcher reaps the child as soon as its pidfd becomes readable and
+    closes the pidfd; from then on ``returncode`` is set and signals are
+    no-ops, so a signal can never reach a process that reused the pid.
+    """
+
+    __slots__ = (
+        "pid",
+        "returncode",
+        "rusage",
+        "_pidfd",
+        "_watcher",
+        "_token",
+        "_command",
+        "_script",
+        "_request",
+        "_slot",
+        "_release_slot",
+        "_failure",
+        "_status_error",
+        "_exit_future",
+        "_exit_callback",
+    )
+
+    def __init__(self, watcher: Watcher, command: Any, script: Any, request: Any) -> None:
+        self.pid = -1
+        self.returncode: int | None = None
+        self.rusage: tuple[int, ...] | None = None
+        self._pidfd = -1
+        self._watcher = watcher
+        self._token = watcher.new_token(self._on_exit)
+        self._command = command
+        self._script = script
+        self._request = request
+        self._slot: Any = None
+        self._release_slot: Callable[[Any], None] | None = None
+        self._failure: tuple[int, int, int] | None = None
+        self._status_error = 0
+        self._exit_future: asyncio.Future[int] | None = None
+        self._exit_callback: Callable[[], None] | None = None
+
+    # -- exit -------------------------------------------------------------
+
+    def _on_exit(self, event: Any) -> None:
+        self._pidfd = -1
+        self.pid = event.pid or self.pid
+        if event.error:
+            self._status_error = event.error
+        else:
+            self.returncode = event.returncode
+            self.rusage = (
+                event.utime_us, event.stime_us, event.maxrss_kb, event.minflt,
+                event.majflt, event.nvcsw, event.nivcsw,
+            )
+        if self._slot is not None:
+            slot = self._slot
+            if slot.failed_step != lib.AIOSPAWN_FAILED_NONE:
+                self._failure = (slot.failed_step, slot.failed_errno, slot.failed_path)
+            self._give_back_slot()
+        self._request = None
+        self._watcher.release_token(self._token)
+
+        if self._exit_future is not None and not self._exit_future.done():
+            self._exit_future.set_result(0)
+        if self._exit_callback is not None:
+            callback, self._exit_callback = self._exit_callback, None
+            callback()
+
+    def _give_back_slot(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None and self._release_slot is not None:
+            self._release_slot(slot)
+
+    @property
+    def exited(self) -> bool:
+        """True once the child has been reaped (or its status found lost)."""
+        return self._pidfd < 0 and self.pid > 0
+
+    def on_exit(self, callback: Callable[[], None]) -> None:
+        """Call callback once, when the child has been reaped."""
+        if self.exited:
+            callback()
+        else:
+            self._exit_callback = callback
+
+    def exit_future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[int]:
+        """Return a future that completes when the child has been reaped."""
+        if self._exit_future is None:
+            self._exit_future = loop.create_future()
+            if self.exited:
+                self._exit_future.set_result(0)
+        return self._exit_future
+
+    def raise_for_failure(self) -> None:
+        """Raise what the child failed with before exec, or a lost status."""
+        if self._failure is not None:
+            step, error_number, path_index = self._failure
+            script = self._script
+            command = self._command
+            if step == lib.AIOSPAWN_FAILED_EXEC:
+                raise child_failure(error_number, "exec", command.program, True)
+            if step == lib.AIOSPAWN_FAILED_STDIO:
+                raise child_failure(error_number, "redirecting stdin, stdout or stderr", None, False)
+            raise child_failure(error_number, script.descriptions[step], script.filenames[step], False)
+        if self._status_error:
+            if self._status_error == errno.ECHILD:
+                raise ExitStatusUnknownError(self.pid, self._command.args)
+            raise OSError(self._status_error, f"reaping pid {self.pid} failed: {os.strerror(self._status_error)}")
+
+    # -- signals ----------------------------------------------------------
+
+    def send_signal(self, signal_number: int) -> None:
+        """Send a signal through the pidfd; do nothing once the child is reaped."""
+        if self._pidfd < 0:
+            return
+        result = lib.aiospawn_pidfd_send_signal(self._pidfd, int(signal_number))
+        if result < 0 and result != -errno.ESRCH:
+            raise OSError(-result, f"signalling pid {self.pid} failed: {os.strerror(-result)}")
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+async def wait_uncancellable(child: Child, loop: asyncio.AbstractEventLoop) -> bool:
+    """Wait until child is reaped even if cancelled meanwhile; return whether it was.
+
+    Used after the child has been killed: its exit is imminent, and leaving
+    before it would leave a zombie behind.
+    """
+    cancelled = False
+    future = child.exit_future(loop)
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled

@@ -1,0 +1,250 @@
+"""Turning subprocess-style arguments into a native spawn request.
+
+Everything here runs in the parent before anything is spawned, so bad
+input raises ValueError or TypeError and leaves nothing behind. The result
+is plain C data: the candidate executable paths (PATH searched here, as
+subprocess does), argv, envp and the housekeeping script of steps that the
+child runs between clone and execve.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._core import ffi, lib
+
+DEFAULT_SHELL = "/bin/sh"
+
+# Signals that CPython ignores at startup and subprocess restores to
+# SIG_DFL in the child when restore_signals is true.
+_RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
+
+
+def _encode(value: Any, what: str) -> bytes:
+    if isinstance(value, bytes):
+        encoded = value
+    elif isinstance(value, str):
+        encoded = os.fsencode(value)
+    elif isinstance(value, os.PathLike):
+        encoded = os.fsencode(value)
+    else:
+        raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(value).__name__}")
+    if b"\0" in encoded:
+        raise ValueError(f"{what} contains a NUL byte, which no C string can carry; remove it")
+    return encoded
+
+
+def _pack(strings: Sequence[bytes]) -> tuple[Any, Any]:
+    """Return a NULL-terminated char*[] over one buffer holding every string."""
+    blob = b"\0".join(strings) + b"\0"
+    buffer = ffi.from_buffer(blob)
+    pointers = ffi.new("char *[]", len(strings) + 1)
+    offset = 0
+    for index, item in enumerate(strings):
+        pointers[index] = buffer + offset
+        offset += len(item) + 1
+    return pointers, (blob, buffer)
+
+
+class Command:
+    """argv, candidate paths and envp of one spawn, as C arrays."""
+
+    __slots__ = ("args", "program", "argv", "paths", "envp", "_keepalive")
+
+    def __init__(self, args: Any, executable: Any, shell: bool, env: Mapping[Any, Any] | None):
+        self.args = args
+
+        if isinstance(args, (str, bytes)):
+            items = [args]
+        elif isinstance(args, os.PathLike):
+            if shell:
+                raise TypeError("args must be a str or bytes command line when shell is true, not a path")
+            items = [args]
+        elif isinstance(args, Sequence) or hasattr(args, "__iter__"):
+            items = list(args)
+        else:
+            raise TypeError(
+                f"args must be a str, bytes, os.PathLike or a sequence of them, "
+                f"not {type(args).__name__}"
+            )
+        if shell:
+            items = [DEFAULT_SHELL, "-c", *items]
+            if executable is not None:
+                items[0] = executable
+        if not items:
+            raise ValueError("args is empty: pass at least the program to run, for example ['true']")
+
+        argv = [_encode(item, f"args[{index}]") for index, item in enumerate(items)]
+        program = executable if executable is not None else items[0]
+        program_bytes = _encode(program, "executable") if executable is not None else argv[0]
+        self.program = program
+
+        if b"/" in program_bytes:
+            paths: Sequence[bytes] = (program_bytes,)
+        else:
+            paths = tuple(os.path.join(directory, program_bytes) for directory in _exec_dirs(env))
+            if not paths:
+                paths = (program_bytes,)
+
+        self.argv, argv_keep = _pack(argv)
+        self.paths, paths_keep = _pack(paths)
+        if env is None:
+            self.envp = ffi.NULL
+            env_keep = None
+        else:
+            self.envp, env_keep = _pack(_encode_env(env))
+        self._keepalive = (argv_keep, paths_keep, env_keep)
+
+
+def _exec_dirs(env: Mapping[Any, Any] | None) -> tuple[bytes, ...]:
+    """Return PATH's directories as subprocess searches them."""
+    if env is None:
+        path = os.environ.get("PATH")
+    else:
+        path = env.get("PATH", env.get(b"PATH") if b"PATH" in env else None)
+    return _split_path(path if path is not None else os.defpath)
+
+
+@functools.lru_cache(maxsize=32)
+def _split_path(path: str | bytes) -> tuple[bytes, ...]:
+    return tuple(os.fsencode(directory) for directory in os.get_exec_path({"PATH": path}))
+
+
+def _encode_env(env: Mapping[Any, Any]) -> list[bytes]:
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of names to values, not {type(env).__name__}")
+    entries = []
+    for key, value in env.items():
+        name = _encode(key, f"env key {key!r}")
+        if not name or b"=" in name:
+            raise ValueError(
+                f"env key {key!r} is not a valid variable name: it must be "
+                "non-empty and contain no '='"
+            )
+        entries.append(name + b"=" + _encode(value, f"env[{key!r}]"))
+    return entries
+
+
+class Script:
+    """The housekeeping steps as a C array, with a description of each for errors."""
+
+    __slots__ = (
+        "steps", "count", "descriptions", "filenames", "posix_spawn_problem", "chdir_index", "_keepalive",
+    )
+
+    def __init__(self, steps: list[tuple[int, int, int, int, int, bytes | None, str, Any, bool]]):
+        self.count = len(steps)
+        self.steps = ffi.new("struct aiospawn_step[]", max(1, self.count))
+        self.descriptions = []
+        self.filenames = []
+        self.posix_spawn_problem = None
+        self.chdir_index = None
+        keepalive = []
+        for index, (op, a, b, x, y, path, description, filename, posix_ok) in enumerate(steps):
+            step = self.steps[index]
+            step.op = op
+            step.a = a
+            step.b = b
+            step.x = x
+            step.y = y
+            if op == lib.AIOSPAWN_STEP_CHDIR:
+                self.chdir_index = index
+            if path is not None:
+                buffer = ffi.new("char[]", path)
+                keepalive.append(buffer)
+                step.path = buffer
+            self.descriptions.append(description)
+            self.filenames.append(filename)
+            if not posix_ok and self.posix_spawn_problem is None:
+                self.posix_spawn_problem = description
+        self._keepalive = keepalive
+
+
+def _check_fd(fd: Any, what: str) -> int:
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError(f"{what} must be an int file descriptor, not {type(fd).__name__}")
+    if fd < 0:
+        raise ValueError(f"{what}={fd} is negative; pass an open file descriptor")
+    try:
+        os.get_inheritable(fd)
+    except OSError:
+        raise ValueError(f"{what}={fd} is not an open file descriptor; open it first") from None
+    return fd
+
+
+def build_script(
+    cwd: Any,
+    close_fds: bool,
+    pass_fds: Any,
+    start_new_session: bool,
+    process_group: Any,
+    umask: Any,
+    restore_signals: bool,
+) -> Script:
+    """Validate the housekeeping options and return their script (cached)."""
+    cwd_bytes = None if cwd is None else _encode(cwd, "cwd")
+    fds = tuple(sorted({_check_fd(fd, "pass_fds item") for fd in pass_fds}))
+    if fds:
+        close_fds = True
+    if process_group is not None:
+        if isinstance(process_group, bool) or not isinstance(process_group, int):
+            raise TypeError(f"process_group must be an int, not {type(process_group).__name__}")
+        if process_group < 0:
+            raise ValueError(f"process_group={process_group} is negative; use 0 for a new group")
+    if isinstance(umask, bool) or not isinstance(umask, int):
+        raise TypeError(f"umask must be an int, not {type(umask).__name__}")
+    return _cached_script(
+        cwd_bytes, cwd, bool(close_fds), fds, bool(start_new_session),
+        process_group, umask, bool(restore_signals),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_script(
+    cwd_bytes: bytes | None,
+    cwd: Any,
+    close_fds: bool,
+    pass_fds: tuple[int, ...],
+    start_new_session: bool,
+    process_group: int | None,
+    umask: int,
+    restore_signals: bool,
+) -> Script:
+    # Each entry: op, a, b, x, y, path, description, filename, posix_spawn can do it.
+    # The order follows CPython's _posixsubprocess, so the same failure
+    # surfaces first: cwd, umask, signals, session, group, then fds.
+    steps: list[tuple[int, int, int, int, int, bytes | None, str, Any, bool]] = []
+
+    if cwd_bytes is not None:
+        steps.append((lib.AIOSPAWN_STEP_CHDIR, 0, 0, 0, 0, cwd_bytes, f"chdir to cwd {cwd!r}", cwd, True))
+    if umask >= 0:
+        steps.append((lib.AIOSPAWN_STEP_UMASK, umask, 0, 0, 0, None, f"umask {umask:#o}", None, False))
+    if restore_signals:
+        mask = 0
+        for number in _RESTORED_SIGNALS:
+            mask |= 1 << (int(number) - 1)
+        steps.append((lib.AIOSPAWN_STEP_SIGDEFAULT, 0, 0, mask, 0, None,
+                      "restore SIGPIPE and SIGXFSZ to SIG_DFL (restore_signals)", None, True))
+    if start_new_session:
+        steps.append((lib.AIOSPAWN_STEP_SETSID, 0, 0, 0, 0, None, "setsid (start_new_session)", None, True))
+    if process_group is not None:
+        steps.append((lib.AIOSPAWN_STEP_SETPGID, process_group, 0, 0, 0, None,
+                      f"setpgid to {process_group} (process_group)", None, True))
+    if close_fds:
+        first = 3
+        for fd in pass_fds:
+            if fd > first:
+                steps.append((lib.AIOSPAWN_STEP_CLOSE_RANGE, first, fd - 1, 0, 0, None,
+                              f"close fds {first}-{fd - 1} (close_fds)", None, True))
+            first = max(first, fd + 1)
+        steps.append((lib.AIOSPAWN_STEP_CLOSE_RANGE, first, -1, 0, 0, None,
+                      f"close fds from {first} on (close_fds)", None, True))
+    for fd in pass_fds:
+        steps.append((lib.AIOSPAWN_STEP_INHERIT, fd, 0, 0, 0, None, f"keep fd {fd} open (pass_fds)", None, True))
+    return Script(steps)

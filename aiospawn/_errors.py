@@ -1,0 +1,47 @@
+"""Exceptions of aiospawn and the translation of child failures into them."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+
+class BackendUnavailableError(RuntimeError):
+    """No spawn backend can run here, or the one forced by AIOSPAWN_BACKEND cannot."""
+
+
+class ExitStatusUnknownError(ChildProcessError):
+    """The child's exit status was collected by someone else and is unknown.
+
+    aiospawn never invents a status. This happens only when another part of
+    the program reaps children it does not own, for example with
+    ``waitpid(-1, __WALL)``, or, on the posix_spawn backend, when SIGCHLD is
+    set to SIG_IGN so the kernel discards the status.
+    """
+
+    def __init__(self, pid: int, args: object) -> None:
+        super().__init__(
+            errno.ECHILD,
+            f"the exit status of pid {pid} ({args!r}) was collected by another "
+            "waiter before aiospawn could read it, so it is unknown; find the "
+            "code that calls waitpid(-1, ...) or ignores SIGCHLD",
+        )
+        self.pid = pid
+        self.cmd = args
+
+
+def child_failure(
+    error_number: int, description: str, filename: object | None, is_exec: bool
+) -> OSError:
+    """Build the OSError subclass that subprocess raises for the same failure.
+
+    ``OSError(errno, ...)`` picks the subclass itself: FileNotFoundError for
+    ENOENT, PermissionError for EACCES, and so on. Exec failures keep the
+    exact text of subprocess; other steps name the step that failed.
+    """
+    message = os.strerror(error_number)
+    if not is_exec:
+        message = f"{message} (in the child, before exec: {description})"
+    if filename is None:
+        return OSError(error_number, message)
+    return OSError(error_number, message, filename)

@@ -1,0 +1,168 @@
+"""``aiospawn.run``: the async counterpart of ``subprocess.run``."""
+
+from __future__ import annotations
+
+import asyncio
+import locale
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from ._child import Child, wait_uncancellable
+from ._command import Command, build_script
+from ._communicate import Communication
+from ._spawn import spawn
+from ._stdio import PIPE, Stdio
+from ._watcher import watcher_for
+
+_PREEXEC_MESSAGE = (
+    "preexec_fn is not supported: aiospawn never runs Python code in the child. "
+    "Use the declarative options instead: cwd, umask, start_new_session, "
+    "process_group, pass_fds, close_fds and restore_signals"
+)
+
+
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: bool | None = None,
+    encoding: str | None = None,
+    errors: str | None = None,
+    universal_newlines: bool | None = None,
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    preexec_fn: Any = None,
+) -> subprocess.CompletedProcess[Any]:
+    """Run a command, wait for it, and return a ``subprocess.CompletedProcess``.
+
+    The options mean what they mean for ``subprocess.run``. With ``check``,
+    a non-zero exit raises ``subprocess.CalledProcessError``. When
+    ``timeout`` seconds pass, the child is killed and reaped, then
+    ``subprocess.TimeoutExpired`` is raised with the output read so far.
+    If the awaiting task is cancelled, the child is killed and reaped before
+    the cancellation propagates. Failures before exec raise the OSError
+    subclass that ``subprocess`` raises, after the child has been reaped.
+    """
+    # Validate everything before any fd or child exists.
+    if preexec_fn is not None:
+        raise ValueError(_PREEXEC_MESSAGE)
+    if input is not None:
+        if stdin is not None:
+            raise ValueError("stdin and input arguments may not both be used.")
+        stdin = PIPE
+    if capture_output:
+        if stdout is not None or stderr is not None:
+            raise ValueError("stdout and stderr arguments may not be used with capture_output.")
+        stdout = stderr = PIPE
+    if timeout is not None and not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    text_mode = bool(encoding or errors or text or universal_newlines)
+    if text_mode:
+        encoding = encoding or locale.getpreferredencoding(False)
+        errors = errors or "strict"
+    if isinstance(input, str):
+        if not text_mode:
+            raise TypeError("input must be bytes unless text, encoding or errors is given")
+        input = input.encode(encoding or "utf-8", errors or "strict")
+    elif input is not None and not isinstance(input, (bytes, bytearray, memoryview)):
+        raise TypeError(f"input must be bytes or str, not {type(input).__name__}")
+    command = Command(args, executable, shell, env)
+    script = build_script(cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals)
+    loop = asyncio.get_running_loop()
+    watcher = watcher_for(loop)
+
+    # Acquire: the Stdio owns its fds until the child exists; then the
+    # child's ends close here and the parent's ends belong to Communication.
+    stdio = Stdio(stdin, stdout, stderr)
+    try:
+        child = spawn(watcher, command, script, tuple(stdio.child_fds))  # type: ignore[arg-type]
+    except BaseException:
+        stdio.close_parent_ends()
+        raise
+    finally:
+        stdio.close_child_ends()
+
+    communication = Communication(loop, watcher, child, stdio.parent_fds, input)
+    try:
+        communication.start()
+    except BaseException:
+        communication.close()
+        await _kill_and_reap(child, loop)
+        raise
+
+    # Work: wait for exit and EOF, bounded by the timeout.
+    timer = None
+    if timeout is not None:
+        timer = loop.call_later(timeout, communication.on_timeout)
+    try:
+        await communication.done
+    except BaseException:
+        communication.close()
+        await _kill_and_reap(child, loop)
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+    if communication.timed_out:
+        await _kill_and_reap(child, loop)
+        communication.drain()
+        communication.close()
+        raise subprocess.TimeoutExpired(
+            args, timeout,  # type: ignore[arg-type]
+            output=communication.collected(1), stderr=communication.collected(2),
+        )
+
+    communication.close()
+    child.raise_for_failure()
+    return _completed(args, child, communication, text_mode, encoding, errors, check)
+
+
+async def _kill_and_reap(child: Child, loop: asyncio.AbstractEventLoop) -> None:
+    """Kill the child and wait until it is reaped, even through cancellation."""
+    child.kill()
+    if await wait_uncancellable(child, loop):
+        raise asyncio.CancelledError()
+
+
+def _decode(data: bytes | None, encoding: str | None, errors: str | None) -> str | None:
+    if data is None:
+        return None
+    text = data.decode(encoding or "utf-8", errors or "strict")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _completed(
+    args: Any,
+    child: Child,
+    communication: Communication,
+    text_mode: bool,
+    encoding: str | None,
+    errors: str | None,
+    check: bool,
+) -> subprocess.CompletedProcess[Any]:
+    returncode = child.returncode
+    assert returncode is not None
+    stdout: Any = communication.collected(1)
+    stderr: Any = communication.collected(2)
+    if text_mode:
+        stdout = _decode(stdout, encoding, errors)
+        stderr = _decode(stderr, encoding, errors)
+    if check and returncode != 0:
+        raise subprocess.CalledProcessError(returncode, args, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(args, returncode, stdout, stderr)

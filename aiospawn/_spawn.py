@@ -1,0 +1,100 @@
+"""Creating a child through the native core."""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from . import _capabilities
+from ._child import Child
+from ._command import Command, Script
+from ._core import ffi, lib
+from ._errors import BackendUnavailableError, child_failure
+from ._watcher import Watcher
+
+_STATUS_PIPE = lib.AIOSPAWN_REQUEST_STATUS_PIPE
+_MAX_FREE_SLOTS = 64
+_free_slots: list[Any] = []
+
+
+def _take_slot() -> Any:
+    if _free_slots:
+        return _free_slots.pop()
+    slot = lib.aiospawn_slot_new()
+    if slot == ffi.NULL:
+        error_number = ffi.errno
+        raise OSError(error_number, f"allocating a child stack failed: {os.strerror(error_number)}")
+    return slot
+
+
+def _give_back(slot: Any) -> None:
+    if len(_free_slots) < _MAX_FREE_SLOTS:
+        _free_slots.append(slot)
+    else:
+        lib.aiospawn_slot_free(slot)
+
+
+def spawn(watcher: Watcher, command: Command, script: Script, stdio: tuple[int, int, int]) -> Child:
+    """Start a child and register it with watcher; return its handle.
+
+    The exec outcome of the clone3 backend arrives with the exit, so an exec
+    failure surfaces from Child.raise_for_failure() after the reap. Errors
+    creating the child raise here and leave nothing behind.
+    """
+    backend = _capabilities.backend_id()
+    if backend == lib.AIOSPAWN_BACKEND_POSIX_SPAWN and script.posix_spawn_problem is not None:
+        raise BackendUnavailableError(
+            f"the posix_spawn backend cannot apply '{script.posix_spawn_problem}'; "
+            "it is in use because clone3 and clone are unavailable "
+            "(see aiospawn.capabilities())"
+        )
+
+    request = ffi.new("struct aiospawn_request *")
+    request.paths = command.paths
+    request.argv = command.argv
+    request.envp = command.envp
+    request.steps = script.steps
+    request.nsteps = script.count
+    request.stdio[0] = stdio[0]
+    request.stdio[1] = stdio[1]
+    request.stdio[2] = stdio[2]
+
+    child = Child(watcher, command, script, request)
+    slot = _take_slot()
+    spawned = ffi.new("struct aiospawn_spawned *")
+    result = lib.aiospawn_spawn(backend, request, slot, watcher.fd, child._token, spawned)
+
+    if result != 0:
+        failure = (slot.failed_step, slot.failed_errno, slot.failed_path)
+        _give_back(slot)
+        watcher.release_token(child._token)
+        if result == lib.AIOSPAWN_CHILD_FAILED:
+            # posix_spawn reports a failed chdir with the same errno as a
+            # failed exec; the cwd is to blame if it is not a directory.
+            chdir = script.chdir_index
+            if chdir is not None and not os.path.isdir(script.filenames[chdir]):
+                failure = (chdir, failure[1], -1)
+            child._failure = failure
+            child.raise_for_failure()
+        if failure[0] >= 0 and result == -errno.ENOTSUP:
+            raise BackendUnavailableError(
+                f"the posix_spawn backend cannot apply '{script.descriptions[failure[0]]}'"
+            )
+        raise OSError(-result, f"creating the child failed: {os.strerror(-result)}")
+
+    child.pid = spawned.pid
+    child._pidfd = spawned.pidfd
+    if backend == lib.AIOSPAWN_BACKEND_CLONE3:
+        # The child may still be running on the slot's stack.
+        child._slot = slot
+        child._release_slot = _give_back
+    else:
+        # The parent resumed only after exec or exit: the record is final.
+        if slot.failed_step != lib.AIOSPAWN_FAILED_NONE:
+            child._failure = (slot.failed_step, slot.failed_errno, slot.failed_path)
+        _give_back(slot)
+    return child
+
+
+__all__ = ["spawn", "child_failure"]

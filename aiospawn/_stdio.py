@@ -1,0 +1,103 @@
+"""Resolving stdin, stdout and stderr options into fds for the child.
+
+Accepts what subprocess accepts: None (inherit), PIPE, DEVNULL, STDOUT
+(stderr only), an fd, or an object with fileno(). Pipes are created
+close-on-exec; the parent's ends are non-blocking. Whoever creates a
+Stdio owns every fd in it until close_child_ends() and close_parent_ends()
+have run, including on error paths.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+PIPE = subprocess.PIPE
+STDOUT = subprocess.STDOUT
+DEVNULL = subprocess.DEVNULL
+
+_NAMES = ("stdin", "stdout", "stderr")
+
+
+class Stdio:
+    """The three child fds of one spawn and the parent's ends of its pipes."""
+
+    __slots__ = ("child_fds", "parent_fds", "_child_owned")
+
+    def __init__(self, stdin: Any, stdout: Any, stderr: Any) -> None:
+        self.child_fds = [-1, -1, -1]
+        # Parent ends of PIPEs: stdin's write end, stdout's and stderr's read ends.
+        self.parent_fds: list[int | None] = [None, None, None]
+        # fds opened here for the child only, closed once it has them.
+        self._child_owned: list[int] = []
+        try:
+            for index, option in enumerate((stdin, stdout, stderr)):
+                self._resolve(index, option)
+        except BaseException:
+            self.close_child_ends()
+            self.close_parent_ends()
+            raise
+
+    def _resolve(self, index: int, option: Any) -> None:
+        name = _NAMES[index]
+        if option is None:
+            return
+        if option == PIPE and isinstance(option, int):
+            read_end, write_end = os.pipe()
+            if index == 0:
+                self.child_fds[0] = read_end
+                self.parent_fds[0] = write_end
+                self._child_owned.append(read_end)
+                os.set_blocking(write_end, False)
+            else:
+                self.child_fds[index] = write_end
+                self.parent_fds[index] = read_end
+                self._child_owned.append(write_end)
+                os.set_blocking(read_end, False)
+            return
+        if option == DEVNULL and isinstance(option, int):
+            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            self._child_owned.append(fd)
+            self.child_fds[index] = fd
+            return
+        if option == STDOUT and isinstance(option, int):
+            if index != 2:
+                raise ValueError(f"{name}=STDOUT is only valid for stderr; use PIPE or an fd for {name}")
+            # After the child's stdout is set up, fd 1 is what stderr should copy.
+            self.child_fds[2] = self.child_fds[1] if self.child_fds[1] >= 0 else 1
+            return
+        if isinstance(option, bool):
+            raise TypeError(f"{name} must be PIPE, DEVNULL, an fd or a file object, not bool")
+        if isinstance(option, int):
+            if option < 0:
+                raise ValueError(
+                    f"{name}={option} is not a valid choice: pass PIPE, DEVNULL, "
+                    "STDOUT (stderr only), an open fd or a file object"
+                )
+            fd = option
+        elif hasattr(option, "fileno"):
+            fd = option.fileno()
+        else:
+            raise TypeError(
+                f"{name} must be PIPE, DEVNULL, an fd or an object with fileno(), "
+                f"not {type(option).__name__}"
+            )
+        try:
+            os.get_inheritable(fd)
+        except OSError:
+            raise ValueError(f"{name}={option!r} is not an open file descriptor; open it first") from None
+        self.child_fds[index] = fd
+
+    def close_child_ends(self) -> None:
+        """Close the fds that only the child needed; call once it has been created."""
+        owned, self._child_owned = self._child_owned, []
+        for fd in owned:
+            os.close(fd)
+
+    def close_parent_ends(self) -> None:
+        """Close the parent's pipe ends; used when spawning failed."""
+        for index, fd in enumerate(self.parent_fds):
+            if fd is not None:
+                self.parent_fds[index] = None
+                os.close(fd)
