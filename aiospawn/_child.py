@@ -24,6 +24,7 @@ class Child:
 
     __slots__ = (
         "pid",
+        "args",
         "returncode",
         "rusage",
         "_pidfd",
@@ -38,10 +39,12 @@ class Child:
         "_status_error",
         "_exit_future",
         "_exit_callback",
+        "_status_fd",
     )
 
-    def __init__(self, watcher: Watcher, command: Any, script: Any, request: Any) -> None:
+    def __init__(self, watcher: Watcher, command: Any, script: Any, request: Any, args: Any) -> None:
         self.pid = -1
+        self.args = args
         self.returncode: int | None = None
         self.rusage: tuple[int, ...] | None = None
         self._pidfd = -1
@@ -56,6 +59,7 @@ class Child:
         self._status_error = 0
         self._exit_future: asyncio.Future[int] | None = None
         self._exit_callback: Callable[[], None] | None = None
+        self._status_fd = -1
 
     # -- exit -------------------------------------------------------------
 
@@ -122,8 +126,50 @@ class Child:
             raise child_failure(error_number, script.descriptions[step], script.filenames[step], False)
         if self._status_error:
             if self._status_error == errno.ECHILD:
-                raise ExitStatusUnknownError(self.pid, self._command.args)
+                raise ExitStatusUnknownError(self.pid, self.args)
             raise OSError(self._status_error, f"reaping pid {self.pid} failed: {os.strerror(self._status_error)}")
+
+    async def wait_exec(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Return once the child has exec'd; raise its failure if it could not.
+
+        A failed child is reaped before the exception leaves.
+        """
+        if self._status_fd >= 0:
+            await self._wait_status_eof(loop)
+        if self._failure is None and self._slot is not None:
+            slot = self._slot
+            if slot.failed_step != lib.AIOSPAWN_FAILED_NONE:
+                self._failure = (slot.failed_step, slot.failed_errno, slot.failed_path)
+            elif slot.busy == 0:
+                # Exec'd: the child no longer uses its stack.
+                self._give_back_slot()
+        if self._failure is not None:
+            await wait_uncancellable(self, loop)
+            self.raise_for_failure()
+
+    async def _wait_status_eof(self, loop: asyncio.AbstractEventLoop) -> None:
+        # EOF comes at exec, where the kernel closes the close-on-exec write
+        # end, or at exit; the slot tells which.
+        fd = self._status_fd
+        eof: asyncio.Future[None] = loop.create_future()
+
+        def on_readable(event: Any) -> None:
+            if not eof.done():
+                eof.set_result(None)
+
+        token = self._watcher.watch_fd(fd, 0x001, on_readable)
+        try:
+            await eof
+        finally:
+            self._status_fd = -1
+            self._watcher.unwatch_fd(fd, token)
+            os.close(fd)
+
+    def close_status_fd(self) -> None:
+        """Close the status pipe if wait_exec() was never awaited."""
+        if self._status_fd >= 0:
+            fd, self._status_fd = self._status_fd, -1
+            os.close(fd)
 
     # -- signals ----------------------------------------------------------
 

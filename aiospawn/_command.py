@@ -55,11 +55,9 @@ def _pack(strings: Sequence[bytes]) -> tuple[Any, Any]:
 class Command:
     """argv, candidate paths and envp of one spawn, as C arrays."""
 
-    __slots__ = ("args", "program", "argv", "paths", "envp", "_keepalive")
+    __slots__ = ("program", "argv", "paths", "envp", "_keepalive")
 
     def __init__(self, args: Any, executable: Any, shell: bool, env: Mapping[Any, Any] | None):
-        self.args = args
-
         if isinstance(args, (str, bytes)):
             items = [args]
         elif isinstance(args, os.PathLike):
@@ -138,7 +136,7 @@ class Script:
         "steps", "count", "descriptions", "filenames", "posix_spawn_problem", "chdir_index", "_keepalive",
     )
 
-    def __init__(self, steps: list[tuple[int, int, int, int, int, bytes | None, str, Any, bool]]):
+    def __init__(self, steps: list[tuple[int, int, int, int, int, Any, str, Any, bool]]):
         self.count = len(steps)
         self.steps = ffi.new("struct aiospawn_step[]", max(1, self.count))
         self.descriptions = []
@@ -155,10 +153,12 @@ class Script:
             step.y = y
             if op == lib.AIOSPAWN_STEP_CHDIR:
                 self.chdir_index = index
-            if path is not None:
+            if isinstance(path, bytes):
                 buffer = ffi.new("char[]", path)
                 keepalive.append(buffer)
                 step.path = buffer
+            elif path is not None:
+                step.path = path
             self.descriptions.append(description)
             self.filenames.append(filename)
             if not posix_ok and self.posix_spawn_problem is None:
@@ -186,6 +186,9 @@ def build_script(
     process_group: Any,
     umask: Any,
     restore_signals: bool,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
 ) -> Script:
     """Validate the housekeeping options and return their script (cached)."""
     cwd_bytes = None if cwd is None else _encode(cwd, "cwd")
@@ -199,10 +202,43 @@ def build_script(
             raise ValueError(f"process_group={process_group} is negative; use 0 for a new group")
     if isinstance(umask, bool) or not isinstance(umask, int):
         raise TypeError(f"umask must be an int, not {type(umask).__name__}")
+    gids = None if extra_groups is None else tuple(_group_id(item, "extra_groups item") for item in extra_groups)
+    gid = None if group is None else _group_id(group, "group")
+    uid = None if user is None else _user_id(user)
     return _cached_script(
         cwd_bytes, cwd, bool(close_fds), fds, bool(start_new_session),
-        process_group, umask, bool(restore_signals),
+        process_group, umask, bool(restore_signals), gids, gid, uid,
     )
+
+
+def _group_id(group: Any, what: str) -> int:
+    if isinstance(group, str):
+        import grp
+
+        try:
+            return grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f"{what} {group!r}: no such group in the group database") from None
+    if isinstance(group, bool) or not isinstance(group, int):
+        raise TypeError(f"{what} must be a group name or an int gid, not {type(group).__name__}")
+    if group < 0:
+        raise ValueError(f"{what}={group} is negative; pass a valid gid")
+    return group
+
+
+def _user_id(user: Any) -> int:
+    if isinstance(user, str):
+        import pwd
+
+        try:
+            return pwd.getpwnam(user).pw_uid
+        except KeyError:
+            raise ValueError(f"user {user!r}: no such user in the password database") from None
+    if isinstance(user, bool) or not isinstance(user, int):
+        raise TypeError(f"user must be a user name or an int uid, not {type(user).__name__}")
+    if user < 0:
+        raise ValueError(f"user={user} is negative; pass a valid uid")
+    return user
 
 
 @functools.lru_cache(maxsize=64)
@@ -215,11 +251,15 @@ def _cached_script(
     process_group: int | None,
     umask: int,
     restore_signals: bool,
+    extra_groups: tuple[int, ...] | None,
+    group: int | None,
+    user: int | None,
 ) -> Script:
     # Each entry: op, a, b, x, y, path, description, filename, posix_spawn can do it.
     # The order follows CPython's _posixsubprocess, so the same failure
-    # surfaces first: cwd, umask, signals, session, group, then fds.
-    steps: list[tuple[int, int, int, int, int, bytes | None, str, Any, bool]] = []
+    # surfaces first: cwd, umask, signals, session, group, credentials
+    # (supplementary groups, then gid, then uid, the only safe order), fds.
+    steps: list[tuple[int, int, int, int, int, Any, str, Any, bool]] = []
 
     if cwd_bytes is not None:
         steps.append((lib.AIOSPAWN_STEP_CHDIR, 0, 0, 0, 0, cwd_bytes, f"chdir to cwd {cwd!r}", cwd, True))
@@ -236,6 +276,16 @@ def _cached_script(
     if process_group is not None:
         steps.append((lib.AIOSPAWN_STEP_SETPGID, process_group, 0, 0, 0, None,
                       f"setpgid to {process_group} (process_group)", None, True))
+    keepalive: list[Any] = []
+    if extra_groups is not None:
+        gid_array = ffi.new("uint32_t[]", list(extra_groups) or [0])
+        keepalive.append(gid_array)
+        steps.append((lib.AIOSPAWN_STEP_SETGROUPS, len(extra_groups), 0, 0, 0, gid_array,
+                      f"setgroups to {list(extra_groups)} (extra_groups)", None, False))
+    if group is not None:
+        steps.append((lib.AIOSPAWN_STEP_SETGID, group, 0, 0, 0, None, f"setresgid to {group} (group)", None, False))
+    if user is not None:
+        steps.append((lib.AIOSPAWN_STEP_SETUID, user, 0, 0, 0, None, f"setresuid to {user} (user)", None, False))
     if close_fds:
         first = 3
         for fd in pass_fds:
@@ -247,4 +297,44 @@ def _cached_script(
                       f"close fds from {first} on (close_fds)", None, True))
     for fd in pass_fds:
         steps.append((lib.AIOSPAWN_STEP_INHERIT, fd, 0, 0, 0, None, f"keep fd {fd} open (pass_fds)", None, True))
-    return Script(steps)
+    script = Script(steps)
+    script._keepalive.extend(keepalive)
+    return script
+
+
+_command_cache: dict[tuple[Any, ...], Command] = {}
+_COMMAND_CACHE_SIZE = 128
+
+
+def command_for(args: Any, executable: Any, shell: bool, env: Mapping[Any, Any] | None) -> Command:
+    """Return the Command for these arguments, reusing a cached one when possible.
+
+    Programs that spawn the same command again and again (test runners,
+    build tools) skip the encoding and the PATH search. Only commands made
+    of str or bytes, inheriting the environment, are cached, keyed by PATH
+    so that a changed PATH is searched again. A Command is read-only C data,
+    so concurrent spawns may share it.
+    """
+    if env is not None:
+        return Command(args, executable, shell, env)
+    if isinstance(args, (list, tuple)):
+        key_args: Any = tuple(args)
+    elif isinstance(args, (str, bytes)):
+        key_args = args
+    else:
+        return Command(args, executable, shell, env)
+    key = (key_args, executable, shell, os.environ.get("PATH"))
+    try:
+        command = _command_cache.get(key)
+    except TypeError:  # an unhashable item: build it without the cache
+        return Command(args, executable, shell, env)
+    if command is None:
+        for item in key_args if isinstance(key_args, tuple) else ():
+            if not isinstance(item, (str, bytes)):
+                return Command(args, executable, shell, env)
+        command = Command(args, executable, shell, env)
+        if len(_command_cache) >= _COMMAND_CACHE_SIZE:
+            _command_cache.clear()
+        _command_cache[key] = command
+    return command
+

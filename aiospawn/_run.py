@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._child import Child, wait_uncancellable
-from ._command import Command, build_script
+from ._command import build_script, command_for
 from ._communicate import Communication
 from ._spawn import spawn
 from ._stdio import PIPE, Stdio
@@ -18,7 +18,7 @@ from ._watcher import watcher_for
 _PREEXEC_MESSAGE = (
     "preexec_fn is not supported: aiospawn never runs Python code in the child. "
     "Use the declarative options instead: cwd, umask, start_new_session, "
-    "process_group, pass_fds, close_fds and restore_signals"
+    "process_group, user, group, extra_groups, pass_fds, close_fds and restore_signals"
 )
 
 
@@ -46,6 +46,9 @@ async def run(
     restore_signals: bool = True,
     shell: bool = False,
     executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
     preexec_fn: Any = None,
 ) -> subprocess.CompletedProcess[Any]:
     """Run a command, wait for it, and return a ``subprocess.CompletedProcess``.
@@ -81,8 +84,11 @@ async def run(
         input = input.encode(encoding or "utf-8", errors or "strict")
     elif input is not None and not isinstance(input, (bytes, bytearray, memoryview)):
         raise TypeError(f"input must be bytes or str, not {type(input).__name__}")
-    command = Command(args, executable, shell, env)
-    script = build_script(cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals)
+    command = command_for(args, executable, shell, env)
+    script = build_script(
+        cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals,
+        user, group, extra_groups,
+    )
     loop = asyncio.get_running_loop()
     watcher = watcher_for(loop)
 
@@ -90,7 +96,7 @@ async def run(
     # child's ends close here and the parent's ends belong to Communication.
     stdio = Stdio(stdin, stdout, stderr)
     try:
-        child = spawn(watcher, command, script, tuple(stdio.child_fds))  # type: ignore[arg-type]
+        child = spawn(watcher, command, script, tuple(stdio.child_fds), args)  # type: ignore[arg-type]
     except BaseException:
         stdio.close_parent_ends()
         raise

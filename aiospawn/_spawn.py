@@ -35,11 +35,20 @@ def _give_back(slot: Any) -> None:
         lib.aiospawn_slot_free(slot)
 
 
-def spawn(watcher: Watcher, command: Command, script: Script, stdio: tuple[int, int, int]) -> Child:
+def spawn(
+    watcher: Watcher,
+    command: Command,
+    script: Script,
+    stdio: tuple[int, int, int],
+    args: Any,
+    report_exec: bool = False,
+) -> Child:
     """Start a child and register it with watcher; return its handle.
 
-    The exec outcome of the clone3 backend arrives with the exit, so an exec
-    failure surfaces from Child.raise_for_failure() after the reap. Errors
+    On the clone3 backend the parent does not wait for the exec, so an exec
+    failure surfaces after the reap, from Child.raise_for_failure(). With
+    report_exec, the child also gets a status pipe that reaches EOF at its
+    exec or exit, so Child.wait_exec() can tell success early. Errors
     creating the child raise here and leave nothing behind.
     """
     backend = _capabilities.backend_id()
@@ -59,8 +68,10 @@ def spawn(watcher: Watcher, command: Command, script: Script, stdio: tuple[int, 
     request.stdio[0] = stdio[0]
     request.stdio[1] = stdio[1]
     request.stdio[2] = stdio[2]
+    if report_exec and backend == lib.AIOSPAWN_BACKEND_CLONE3:
+        request.flags = _STATUS_PIPE
 
-    child = Child(watcher, command, script, request)
+    child = Child(watcher, command, script, request, args)
     slot = _take_slot()
     spawned = ffi.new("struct aiospawn_spawned *")
     result = lib.aiospawn_spawn(backend, request, slot, watcher.fd, child._token, spawned)
@@ -85,6 +96,7 @@ def spawn(watcher: Watcher, command: Command, script: Script, stdio: tuple[int, 
 
     child.pid = spawned.pid
     child._pidfd = spawned.pidfd
+    child._status_fd = spawned.status_fd
     if backend == lib.AIOSPAWN_BACKEND_CLONE3:
         # The child may still be running on the slot's stack.
         child._slot = slot

@@ -23,9 +23,15 @@ _NAMES = ("stdin", "stdout", "stderr")
 class Stdio:
     """The three child fds of one spawn and the parent's ends of its pipes."""
 
-    __slots__ = ("child_fds", "parent_fds", "_child_owned")
+    __slots__ = ("child_fds", "parent_fds", "_child_owned", "_pipesize", "_blocking_parent")
 
-    def __init__(self, stdin: Any, stdout: Any, stderr: Any) -> None:
+    def __init__(
+        self, stdin: Any, stdout: Any, stderr: Any, pipesize: int = -1, blocking_parent: bool = False
+    ) -> None:
+        if isinstance(pipesize, bool) or not isinstance(pipesize, int):
+            raise TypeError(f"pipesize must be an int number of bytes, not {type(pipesize).__name__}")
+        self._pipesize = pipesize
+        self._blocking_parent = blocking_parent
         self.child_fds = [-1, -1, -1]
         # Parent ends of PIPEs: stdin's write end, stdout's and stderr's read ends.
         self.parent_fds: list[int | None] = [None, None, None]
@@ -46,15 +52,18 @@ class Stdio:
         if option == PIPE and isinstance(option, int):
             read_end, write_end = os.pipe()
             if index == 0:
-                self.child_fds[0] = read_end
-                self.parent_fds[0] = write_end
-                self._child_owned.append(read_end)
-                os.set_blocking(write_end, False)
+                child_end, parent_end = read_end, write_end
             else:
-                self.child_fds[index] = write_end
-                self.parent_fds[index] = read_end
-                self._child_owned.append(write_end)
-                os.set_blocking(read_end, False)
+                child_end, parent_end = write_end, read_end
+            self.child_fds[index] = child_end
+            self.parent_fds[index] = parent_end
+            self._child_owned.append(child_end)
+            if self._pipesize > 0:
+                import fcntl
+
+                fcntl.fcntl(parent_end, fcntl.F_SETPIPE_SZ, self._pipesize)
+            if not self._blocking_parent:
+                os.set_blocking(parent_end, False)
             return
         if option == DEVNULL and isinstance(option, int):
             fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
