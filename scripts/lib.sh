@@ -1,0 +1,44 @@
+# Shared by scripts/test and scripts/bench: finding Python interpreters and
+# preparing one virtual environment per interpreter under .venv/.
+# Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SUPPORTED_VERSIONS="3.10 3.11 3.12 3.13"
+
+# Print the path of a working python for version $1 (like 3.12), or nothing.
+find_python() {
+    local version="$1" candidate
+    local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+    for candidate in \
+        "$pyenv_root"/versions/"$version".*/bin/python"$version" \
+        "$(command -v "python$version" 2>/dev/null)" \
+        /usr/bin/python"$version" /usr/local/bin/python"$version"; do
+        if [ -x "$candidate" ] && "$candidate" -c 'import sys, venv' >/dev/null 2>&1; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Create (or reuse) .venv/py$version for interpreter $2 and install the
+# package with the extras in $3. Reinstalls when pyproject.toml, setup.py
+# or the C sources changed since the last install. Prints the venv path.
+prepare_venv() {
+    local version="$1" python="$2" extras="$3"
+    local venv="$ROOT/.venv/py$version"
+    local stamp="$venv/.aiospawn-installed"
+    local digest
+    digest="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/_native/* | sha256sum | cut -d' ' -f1)-$extras"
+
+    if [ ! -x "$venv/bin/python" ]; then
+        "$python" -m venv "$venv" >&2
+    fi
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ] || [ ! -e "$ROOT"/aiospawn/_core.abi3.so ]; then
+        echo "Installing aiospawn[$extras] into .venv/py$version (builds the C core)..." >&2
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" >&2
+        echo "$digest" > "$stamp"
+    fi
+    echo "$venv"
+}
