@@ -7,6 +7,8 @@ SIGCHLD handler, no helper thread, no polling.
 
 from ._capabilities import Capabilities, capabilities
 from ._errors import BackendUnavailableError, ExitStatusUnknownError
+from ._install import install, is_installed, uninstall
+from ._process import Process, create_subprocess_exec, create_subprocess_shell
 from ._run import run
 from ._stdio import DEVNULL, PIPE, STDOUT
 
@@ -19,6 +21,12 @@ __all__ = [
     "BackendUnavailableError",
     "Capabilities",
     "ExitStatusUnknownError",
+    "Process",
     "capabilities",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
+    "install",
+    "is_installed",
     "run",
+    "uninstall",
 ]
