@@ -104,6 +104,8 @@ struct aiospawn_event {
     int32_t returncode; /* exit status, or -signal when killed */
     int32_t error;      /* errno when the status could not be collected */
     int32_t pid;
+    int32_t has_rusage; /* 0 when another waiter reaped the child first */
+    int32_t reserved;
     int64_t utime_us;
     int64_t stime_us;
     int64_t maxrss_kb;

@@ -16,11 +16,13 @@
  *   posix_spawn  glibc's posix_spawn, then pidfd_open (Linux 5.3). Cannot
  *                run every housekeeping step; those return -ENOTSUP.
  *
- * Exit signal 0: the kernel neither sends SIGCHLD for clone3 and clone
- * children nor auto-reaps them when SIGCHLD is ignored, and waitpid(-1)
- * without __WALL does not see them. Their exit status therefore survives
- * an application that ignores SIGCHLD or reaps with waitpid(-1). waitid on
- * the pidfd passes __WALL to collect them.
+ * Exit signal 0 keeps a child that fails before exec out of reach of
+ * SIGCHLD handlers, auto-reaping and waitpid(-1) without __WALL, so its
+ * error record is always collected here. An exec resets the exit signal to
+ * SIGCHLD, though, so a program that exec'd can be auto-reaped (SIGCHLD
+ * ignored) or reaped by someone else's waitpid(-1). Its status then comes
+ * from the pidfd itself (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15);
+ * on older kernels it is lost, and the event says so.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -70,6 +73,26 @@ struct clone_args_v0 {
 
 /* Cleared when clone3 rejects CLONE_CLEAR_SIGHAND (Linux 5.3 and 5.4). */
 static int clear_sighand_supported = 1;
+
+/* PIDFD_GET_INFO, from linux/pidfd.h of Linux 6.15, which older headers lack. */
+struct pidfd_info_v0 {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid;
+    uint32_t tgid;
+    uint32_t ppid;
+    uint32_t ruid;
+    uint32_t rgid;
+    uint32_t euid;
+    uint32_t egid;
+    uint32_t suid;
+    uint32_t sgid;
+    uint32_t fsuid;
+    uint32_t fsgid;
+    int32_t exit_code;
+};
+#define PIDFD_GET_INFO_REQUEST _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define PIDFD_INFO_EXIT_FLAG (1ULL << 3)
 
 /* Watcher tokens: bits 33..63 token, bit 32 set for a pidfd, 0..31 the fd. */
 #define WATCH_CHILD (1ULL << 32)
@@ -490,10 +513,26 @@ static int collect_exit(int pidfd, struct aiospawn_event *event)
         return 1;
 
     event->is_exit = 1;
+    if (result == -ECHILD) {
+        /* Reaped by someone else: the pidfd may still know the status. */
+        struct pidfd_info_v0 exited;
+
+        memset(&exited, 0, sizeof(exited));
+        exited.mask = PIDFD_INFO_EXIT_FLAG;
+        if (ioctl(pidfd, PIDFD_GET_INFO_REQUEST, &exited) == 0 &&
+            (exited.mask & PIDFD_INFO_EXIT_FLAG)) {
+            int status = exited.exit_code;
+
+            event->pid = (int32_t)exited.pid;
+            event->returncode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+            return 0;
+        }
+    }
     if (result < 0) {
         event->error = (int32_t)-result;
         return 0;
     }
+    event->has_rusage = 1;
     event->pid = info.si_pid;
     event->returncode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
     event->utime_us = usage.ru_utime.tv_sec * 1000000LL + usage.ru_utime.tv_usec;

@@ -70,23 +70,31 @@ class Child:
             self._status_error = event.error
         else:
             self.returncode = event.returncode
-            self.rusage = (
-                event.utime_us, event.stime_us, event.maxrss_kb, event.minflt,
-                event.majflt, event.nvcsw, event.nivcsw,
-            )
+            if event.has_rusage:
+                self.rusage = (
+                    event.utime_us, event.stime_us, event.maxrss_kb, event.minflt,
+                    event.majflt, event.nvcsw, event.nivcsw,
+                )
         if self._slot is not None:
             slot = self._slot
             if slot.failed_step != lib.AIOSPAWN_FAILED_NONE:
                 self._failure = (slot.failed_step, slot.failed_errno, slot.failed_path)
             self._give_back_slot()
         self._request = None
-        self._watcher.release_token(self._token)
+        if not self._watcher.closed:
+            self._watcher.release_token(self._token)
 
         if self._exit_future is not None and not self._exit_future.done():
             self._exit_future.set_result(0)
         if self._exit_callback is not None:
             callback, self._exit_callback = self._exit_callback, None
             callback()
+
+    def record_orphan_exit(self, event: Any) -> None:
+        """Record the exit without waking anyone: the loop of the waiters is closed."""
+        self._exit_future = None
+        self._exit_callback = None
+        self._on_exit(event)
 
     def _give_back_slot(self) -> None:
         slot, self._slot = self._slot, None

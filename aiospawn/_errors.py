@@ -13,10 +13,11 @@ class BackendUnavailableError(RuntimeError):
 class ExitStatusUnknownError(ChildProcessError):
     """The child's exit status was collected by someone else and is unknown.
 
-    aiospawn never invents a status. This happens only when another part of
-    the program reaps children it does not own, for example with
-    ``waitpid(-1, __WALL)``, or, on the posix_spawn backend, when SIGCHLD is
-    set to SIG_IGN so the kernel discards the status.
+    aiospawn never invents a status. On Linux 6.15 and newer the pidfd keeps
+    the status after someone else reaped the child, so this cannot happen
+    there. On older kernels it happens when another part of the program
+    reaps children it does not own, with ``waitpid(-1)``, or when SIGCHLD is
+    set to SIG_IGN so the kernel discards the status at exit.
     """
 
     def __init__(self, pid: int, args: object) -> None:
