@@ -35,12 +35,12 @@ _TRANSIENT_ERRORS = {errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What aiospawn found on this machine and which spawn backend it uses."""
+    """The probed kernel features and the spawn backend chosen from them."""
 
     backend: str
     """The backend every spawn uses: "clone3", "clone" or "posix_spawn"."""
     reason: str
-    """Why that backend was chosen, in one sentence."""
+    """The reason for that choice, in one sentence."""
     forced: bool
     """True when the AIOSPAWN_BACKEND environment variable chose the backend."""
     features: dict[str, str] = field(default_factory=dict)

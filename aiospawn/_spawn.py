@@ -72,7 +72,11 @@ def spawn(
         request.flags = _STATUS_PIPE
 
     child = Child(watcher, command, script, request, args)
-    slot = _take_slot()
+    try:
+        slot = _take_slot()
+    except BaseException:
+        watcher.release_token(child._token)
+        raise
     spawned = ffi.new("struct aiospawn_spawned *")
     result = lib.aiospawn_spawn(backend, request, slot, watcher.fd, child._token, spawned)
 
