@@ -156,6 +156,13 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):  # type: ign
         if getattr(self, "_child", None) is not None:
             self._child.close_status_fd()
         super().close()
+        # Pipes never handed to a pipe transport (the exec failed, or the
+        # transport closed before connecting them) are closed here.
+        handle = self._proc if isinstance(self._proc, ChildHandle) else None
+        if handle is not None:
+            for index, pipe in enumerate((handle.stdin, handle.stdout, handle.stderr)):
+                if pipe is not None and self._pipes.get(index) is None:
+                    pipe.close()
 
     # Signals go through the pidfd: after the reap they do nothing, like
     # asyncio ignoring ProcessLookupError, and can never hit a reused pid.

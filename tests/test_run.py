@@ -481,7 +481,8 @@ async def test_cancel_before_start(backend, live_children):
 
 async def test_wait_for(backend, live_children):
     started = time.monotonic()
-    with pytest.raises(TimeoutError):
+    # asyncio.TimeoutError is the builtin TimeoutError only from Python 3.11 on.
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(run(["sleep", "30"]), 0.2)
     elapsed = time.monotonic() - started
     assert live_children() == set()
