@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
 WORKLOADS = {"true": "/bin/true", "echo": "echo hello, stdout captured"}
-METHODS = ["C floor", "aiospawn", "aiospawn+uvloop", "asyncio", "asyncio+uvloop", "subprocess"]
+METHODS = ["C floor", "aiospawn", "aiospawn+uvloop", "aiospawn exec", "asyncio", "asyncio+uvloop", "subprocess"]
 
 
 def build_floor() -> Path:
@@ -109,6 +109,9 @@ def main() -> None:
         if index == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print("\nWorkloads: " + "; ".join(f"{name} = {text}" for name, text in WORKLOADS.items()))
+    print("Methods: aiospawn = aiospawn.run; aiospawn exec = aiospawn.create_subprocess_exec "
+          "+ wait()/communicate(); asyncio = asyncio.create_subprocess_exec + wait()/communicate(); "
+          "subprocess = subprocess.run; C floor = benches/floor.c")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,20 @@ async def _asyncio(workload: str, count: int) -> None:
             assert stdout == b"hello\n"
 
 
+async def _aiospawn_exec(workload: str, count: int) -> None:
+    import aiospawn
+
+    if workload == "true":
+        for _ in range(count):
+            process = await aiospawn.create_subprocess_exec(*TRUE)
+            await process.wait()
+    else:
+        for _ in range(count):
+            process = await aiospawn.create_subprocess_exec(*ECHO, stdout=aiospawn.PIPE)
+            stdout, _ = await process.communicate()
+            assert stdout == b"hello\n"
+
+
 def _subprocess(workload: str, count: int) -> None:
     if workload == "true":
         for _ in range(count):
@@ -86,6 +100,7 @@ def report(start_wall: float, start_cpu: float, count: int) -> None:
 METHODS = {
     "aiospawn": lambda w, n: _run_async(_aiospawn, w, n, False),
     "aiospawn+uvloop": lambda w, n: _run_async(_aiospawn, w, n, True),
+    "aiospawn exec": lambda w, n: _run_async(_aiospawn_exec, w, n, False),
     "asyncio": lambda w, n: _run_async(_asyncio, w, n, False),
     "asyncio+uvloop": lambda w, n: _run_async(_asyncio, w, n, True),
 }
