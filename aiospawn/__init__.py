@@ -11,17 +11,20 @@ from ._install import install, is_installed, uninstall
 from ._process import Process, create_subprocess_exec, create_subprocess_shell
 from ._run import run
 from ._stdio import DEVNULL, PIPE, STDOUT
+from ._termination import KILL, Termination
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEVNULL",
+    "KILL",
     "PIPE",
     "STDOUT",
     "BackendUnavailableError",
     "Capabilities",
     "ExitStatusUnknownError",
     "Process",
+    "Termination",
     "capabilities",
     "create_subprocess_exec",
     "create_subprocess_shell",

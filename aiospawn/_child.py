@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import signal
@@ -57,7 +56,7 @@ class Child:
         self._release_slot: Callable[[Any], None] | None = None
         self._failure: tuple[int, int, int] | None = None
         self._status_error = 0
-        self._exit_future: asyncio.Future[int] | None = None
+        self._exit_future: Any = None
         self._exit_callback: Callable[[], None] | None = None
         self._status_fd = -1
 
@@ -113,10 +112,10 @@ class Child:
         else:
             self._exit_callback = callback
 
-    def exit_future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[int]:
-        """Return a future that completes when the child has been reaped."""
+    def exit_waiter(self, context: Any) -> Any:
+        """Return a waiter of context that completes when the child has been reaped."""
         if self._exit_future is None:
-            self._exit_future = loop.create_future()
+            self._exit_future = context.new_waiter()
             if self.exited:
                 self._exit_future.set_result(0)
         return self._exit_future
@@ -137,13 +136,18 @@ class Child:
                 raise ExitStatusUnknownError(self.pid, self.args)
             raise OSError(self._status_error, f"reaping pid {self.pid} failed: {os.strerror(self._status_error)}")
 
-    async def wait_exec(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def wait_exec(self, context: Any) -> None:
         """Return once the child has exec'd; raise its failure if it could not.
 
-        A failed child is reaped before the exception leaves.
+        context is a Context (see _context.py) or an asyncio loop. A failed
+        child is reaped before the exception leaves.
         """
+        if not hasattr(context, "new_waiter"):
+            from ._context import AsyncioContext
+
+            context = AsyncioContext(context)
         if self._status_fd >= 0:
-            await self._wait_status_eof(loop)
+            await self._wait_status_eof(context)
         if self._failure is None and self._slot is not None:
             slot = self._slot
             if slot.failed_step != lib.AIOSPAWN_FAILED_NONE:
@@ -152,14 +156,14 @@ class Child:
                 # Exec'd: the child no longer uses its stack.
                 self._give_back_slot()
         if self._failure is not None:
-            await wait_uncancellable(self, loop)
+            await context.wait_shielded(self.exit_waiter(context))
             self.raise_for_failure()
 
-    async def _wait_status_eof(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _wait_status_eof(self, context: Any) -> None:
         # EOF comes at exec, where the kernel closes the close-on-exec write
         # end, or at exit; the slot tells which.
         fd = self._status_fd
-        eof: asyncio.Future[None] = loop.create_future()
+        eof = context.new_waiter()
 
         def on_readable(event: Any) -> None:
             if not eof.done():
@@ -167,7 +171,7 @@ class Child:
 
         token = self._watcher.watch_fd(fd, 0x001, on_readable)
         try:
-            await eof
+            await context.wait(eof, None)
         finally:
             self._status_fd = -1
             self._watcher.unwatch_fd(fd, token)
@@ -181,9 +185,20 @@ class Child:
 
     # -- signals ----------------------------------------------------------
 
-    def send_signal(self, signal_number: int) -> None:
-        """Send a signal through the pidfd; do nothing once the child is reaped."""
+    def send_signal(self, signal_number: int, process_group: bool = False) -> None:
+        """Send a signal through the pidfd; do nothing once the child is reaped.
+
+        With process_group, signal the process group the child leads, so
+        its descendants get it too. Its pgid cannot have been reused: the
+        child, not yet reaped, still holds it.
+        """
         if self._pidfd < 0:
+            return
+        if process_group:
+            try:
+                os.killpg(self.pid, signal_number)
+            except ProcessLookupError:
+                pass
             return
         result = lib.aiospawn_pidfd_send_signal(self._pidfd, int(signal_number))
         if result < 0 and result != -errno.ESRCH:
@@ -191,19 +206,3 @@ class Child:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
-
-
-async def wait_uncancellable(child: Child, loop: asyncio.AbstractEventLoop) -> bool:
-    """Wait until child is reaped even if cancelled meanwhile; return whether it was.
-
-    Used after the child has been killed: its exit is imminent, and leaving
-    before it would leave a zombie behind.
-    """
-    cancelled = False
-    future = child.exit_future(loop)
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancelled = True
-    return cancelled

@@ -9,7 +9,6 @@ timeout, as it holds subprocess.run().
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 from typing import Any
@@ -26,14 +25,14 @@ class Communication:
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        done: Any,
         watcher: Watcher,
         child: Child,
         parent_fds: list[int | None],
         input: bytes | None,
     ) -> None:
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.timed_out = False
+        # A waiter of the running Context (see _context.py).
+        self.done = done
         self.output: list[list[bytes] | None] = [None, None, None]
         self._watcher = watcher
         self._child = child
@@ -161,11 +160,6 @@ class Communication:
         """Stop watching and close every pipe that is still open."""
         for index in (0, 1, 2):
             self._close(index)
-
-    def on_timeout(self) -> None:
-        self.timed_out = True
-        if not self.done.done():
-            self.done.set_result(None)
 
     def collected(self, index: int) -> bytes | None:
         chunks = self.output[index]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import locale
 import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from ._child import Child, wait_uncancellable
+from ._child import Child
 from ._command import build_script, command_for
 from ._communicate import Communication
+from ._context import current_context
 from ._spawn import spawn
 from ._stdio import PIPE, Stdio
-from ._watcher import watcher_for
+from ._termination import KILL, Termination, stop_child
 
 _PREEXEC_MESSAGE = (
     "preexec_fn is not supported: aiospawn never runs Python code in the child. "
@@ -50,6 +50,7 @@ async def run(
     group: Any = None,
     extra_groups: Any = None,
     preexec_fn: Any = None,
+    termination: Termination = KILL,
 ) -> subprocess.CompletedProcess[Any]:
     """Run a command, wait for it, and return a ``subprocess.CompletedProcess``.
 
@@ -58,8 +59,11 @@ async def run(
     ``timeout`` seconds pass, the child is killed and reaped, then
     ``subprocess.TimeoutExpired`` is raised with the output read so far.
     If the awaiting task is cancelled, the child is killed and reaped before
-    the cancellation propagates. Failures before exec raise the OSError
-    subclass that ``subprocess`` raises, after the child has been reaped.
+    the cancellation propagates. ``termination`` (an aiospawn.Termination)
+    replaces that kill with a signal, a grace period and a kill, optionally
+    for the child's whole process group. Failures before exec raise the
+    OSError subclass that ``subprocess`` raises, after the child has been
+    reaped. Works under asyncio, uvloop and trio (also through anyio).
     """
     # Validate everything before any fd or child exists.
     if preexec_fn is not None:
@@ -84,13 +88,20 @@ async def run(
         input = input.encode(encoding or "utf-8", errors or "strict")
     elif input is not None and not isinstance(input, (bytes, bytearray, memoryview)):
         raise TypeError(f"input must be bytes or str, not {type(input).__name__}")
+    if not isinstance(termination, Termination):
+        raise TypeError(f"termination must be an aiospawn.Termination, not {type(termination).__name__}")
+    if termination.process_group and not (start_new_session or process_group == 0):
+        raise ValueError(
+            "termination signals the process group, but the child would not lead one; "
+            "pass start_new_session=True or process_group=0"
+        )
     command = command_for(args, executable, shell, env)
     script = build_script(
         cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals,
         user, group, extra_groups,
     )
-    loop = asyncio.get_running_loop()
-    watcher = watcher_for(loop)
+    context = current_context()
+    watcher = context.watcher()
 
     # Acquire: the Stdio owns its fds until the child exists; then the
     # child's ends close here and the parent's ends belong to Communication.
@@ -103,30 +114,21 @@ async def run(
     finally:
         stdio.close_child_ends()
 
-    communication = Communication(loop, watcher, child, stdio.parent_fds, input)
+    # Work: feed input, read output and wait for exit, bounded by the
+    # timeout. The child is stopped and reaped before any exception leaves.
+    communication = Communication(context.new_waiter(), watcher, child, stdio.parent_fds, input)
     try:
         communication.start()
+        finished = await context.wait(communication.done, timeout)
     except BaseException:
         communication.close()
-        await _kill_and_reap(child, loop)
+        if await stop_child(context, child, termination):
+            raise context.cancelled_error() from None
         raise
 
-    # Work: wait for exit and EOF, bounded by the timeout.
-    timer = None
-    if timeout is not None:
-        timer = loop.call_later(timeout, communication.on_timeout)
-    try:
-        await communication.done
-    except BaseException:
-        communication.close()
-        await _kill_and_reap(child, loop)
-        raise
-    finally:
-        if timer is not None:
-            timer.cancel()
-
-    if communication.timed_out:
-        await _kill_and_reap(child, loop)
+    if not finished:
+        if await stop_child(context, child, termination):
+            raise context.cancelled_error()
         communication.drain()
         communication.close()
         raise subprocess.TimeoutExpired(
@@ -137,13 +139,6 @@ async def run(
     communication.close()
     child.raise_for_failure()
     return _completed(args, child, communication, text_mode, encoding, errors, check)
-
-
-async def _kill_and_reap(child: Child, loop: asyncio.AbstractEventLoop) -> None:
-    """Kill the child and wait until it is reaped, even through cancellation."""
-    child.kill()
-    if await wait_uncancellable(child, loop):
-        raise asyncio.CancelledError()
 
 
 def _decode(data: bytes | None, encoding: str | None, errors: str | None) -> str | None:

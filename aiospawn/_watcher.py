@@ -1,16 +1,17 @@
-"""Observing child exits and pipe readiness for one event loop.
+"""Observing child exits and pipe readiness, one watcher per event loop.
 
-Each loop gets one watcher: an epoll fd of aiospawn's own, registered once
-with the loop's add_reader. Pidfds and pipe fds are added to that epoll by
-the native core, which saves the loop's per-fd bookkeeping on every spawn.
-When it becomes readable, one native call returns the ready events and
-reaps every exited child (waitid on its pidfd, then close), so no SIGCHLD
-handler, thread or polling timer is involved.
+A watcher is an epoll fd of aiospawn's own. Pidfds and pipe fds are added
+to it by the native core, which saves the event loop's per-fd bookkeeping
+on every spawn, and the loop watches only the watcher's fd: asyncio and
+uvloop through add_reader (AsyncioWatcher, here), trio through a system
+task (_trio_glue.py). When it becomes readable, one native call returns
+the ready events and reaps every exited child (waitid on its pidfd, then
+close), so no SIGCHLD handler, thread or polling timer is involved.
 
-The watcher closes itself after a second with nothing to watch, and when
-its loop closes, so an idle program keeps no extra fd open. When its loop
-is closed while children still run, the children are handed to a
-short-lived reaper thread (see _orphans.py), so none is left a zombie.
+An asyncio watcher closes itself after a second with nothing to watch and
+when its loop closes, so an idle program keeps no extra fd open. Children
+still running when their loop closes are handed to a short-lived reaper
+thread (_orphans.py), so none is left a zombie.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any
 from ._core import ffi, lib
 
 _MAX_EVENTS = 64
-# Seconds a watcher stays open with nothing to watch, so that a program
-# spawning one child after another does not recreate it every time.
-_IDLE_CLOSE_DELAY = 1.0
 _TOKEN_LIMIT = 1 << 31
+# Seconds an asyncio watcher stays open with nothing to watch, so that a
+# program spawning one child after another does not recreate it each time.
+_IDLE_CLOSE_DELAY = 1.0
 
 EVENT_READ = 0x001  # EPOLLIN
 EVENT_WRITE = 0x004  # EPOLLOUT
@@ -36,27 +37,22 @@ Handler = Callable[[Any], None]
 
 
 class Watcher:
-    """An epoll fd watched by one event loop, dispatching ready events by token."""
+    """An epoll fd dispatching ready events to handlers by token.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    The event loop integration (who calls dispatch() when fd is readable,
+    and when the watcher closes) belongs to the subclasses.
+    """
+
+    def __init__(self) -> None:
         fd = lib.aiospawn_watcher_new()
         if fd < 0:
             raise OSError(-fd, f"creating the exit watcher failed: {os.strerror(-fd)}")
         self.fd = fd
         self.closed = False
-        self._loop_ref = weakref.ref(loop)
         self._handlers: dict[int, Handler] = {}
         self._watched_fds: dict[int, int] = {}  # token -> fd, for fd watches
         self._next_token = 1
         self._events = ffi.new("struct aiospawn_event[]", _MAX_EVENTS)
-        self._idle_timer: asyncio.TimerHandle | None = None
-        try:
-            loop.add_reader(fd, self._dispatch)
-        except BaseException:
-            os.close(fd)
-            raise
-        # Closes it if the caller fails before watching anything.
-        self._idle_timer = loop.call_later(_IDLE_CLOSE_DELAY, self._close_if_idle)
 
     def new_token(self, handler: Handler) -> int:
         """Reserve a token whose events go to handler."""
@@ -68,12 +64,13 @@ class Watcher:
         return token
 
     def release_token(self, token: int) -> None:
-        """Forget token; close the watcher later if nothing is watched by then."""
+        """Forget token."""
         self._handlers.pop(token, None)
-        if not self._handlers and self._idle_timer is None and not self.closed:
-            loop = self._loop_ref()
-            if loop is not None and not loop.is_closed():
-                self._idle_timer = loop.call_later(_IDLE_CLOSE_DELAY, self._close_if_idle)
+        if not self._handlers:
+            self._became_idle()
+
+    def _became_idle(self) -> None:
+        """Called when the last token is released."""
 
     def watch_fd(self, fd: int, events: int, handler: Handler) -> int:
         """Call handler with each event of fd until unwatch_fd; return the token."""
@@ -92,7 +89,8 @@ class Watcher:
         self._watched_fds.pop(token, None)
         self.release_token(token)
 
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
+        """Handle every ready event; called when the watcher's fd is readable."""
         events = self._events
         count = lib.aiospawn_poll(self.fd, events, _MAX_EVENTS)
         if count < 0:
@@ -104,47 +102,25 @@ class Watcher:
             if handler is not None:
                 handler(event)
 
-    def _close_if_idle(self) -> None:
-        self._idle_timer = None
-        if not self._handlers:
-            self.close()
+    def detach(self) -> None:
+        """Give up the watcher: running children go to the orphan reaper, the fd closes.
 
-    def close(self) -> None:
-        """Unregister from the loop and close the epoll fd."""
+        For a loop that is closing: pipes are dropped (their readers will
+        not run again), children are reaped by a thread as they exit.
+        """
         if self.closed:
             return
-        self.closed = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        loop = self._loop_ref()
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(self.fd)
-        os.close(self.fd)
-        if loop is not None and _watchers.get(loop) is self:
-            del _watchers[loop]
-
-    def detach_from_closing_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Hand children that still run to the orphan reaper; the loop is closing."""
-        if self.closed:
-            return
+        from ._child import Child
         from ._orphans import adopt
 
         self.closed = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        if _watchers.get(loop) is self:
-            del _watchers[loop]
-        loop.remove_reader(self.fd)
-        # Pipes belong to their readers, which the closed loop will not run.
         for fd in self._watched_fds.values():
             lib.aiospawn_unwatch_fd(self.fd, fd)
         self._watched_fds.clear()
         children = {
             token: handler.__self__  # type: ignore[attr-defined]
             for token, handler in self._handlers.items()
-            if getattr(handler, "__func__", None) is _child_exit_function()
+            if getattr(handler, "__func__", None) is Child._on_exit
         }
         self._handlers.clear()
         if children:
@@ -153,25 +129,73 @@ class Watcher:
             os.close(self.fd)
 
 
-_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watcher] = weakref.WeakKeyDictionary()
+class AsyncioWatcher(Watcher):
+    """A watcher registered with an asyncio (or uvloop) loop's add_reader."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop_ref = weakref.ref(loop)
+        self._idle_timer: asyncio.TimerHandle | None = None
+        try:
+            loop.add_reader(self.fd, self.dispatch)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        # Closes it if the caller fails before watching anything.
+        self._idle_timer = loop.call_later(_IDLE_CLOSE_DELAY, self._close_if_idle)
+
+    def _became_idle(self) -> None:
+        if self._idle_timer is None and not self.closed:
+            loop = self._loop_ref()
+            if loop is not None and not loop.is_closed():
+                self._idle_timer = loop.call_later(_IDLE_CLOSE_DELAY, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        self._idle_timer = None
+        if not self._handlers:
+            self.close()
+
+    def _stop(self) -> asyncio.AbstractEventLoop | None:
+        """Cancel the idle timer, leave the loop's reader and the registry."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        loop = self._loop_ref()
+        if loop is not None:
+            if not loop.is_closed():
+                loop.remove_reader(self.fd)
+            if _watchers.get(loop) is self:
+                del _watchers[loop]
+        return loop
+
+    def close(self) -> None:
+        """Unregister from the loop and close the epoll fd; only when nothing is watched."""
+        if self.closed:
+            return
+        self._stop()
+        self.closed = True
+        os.close(self.fd)
+
+    def detach(self) -> None:
+        if self.closed:
+            return
+        self._stop()
+        super().detach()
 
 
-def watcher_for(loop: asyncio.AbstractEventLoop) -> Watcher:
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioWatcher] = weakref.WeakKeyDictionary()
+
+
+def watcher_for(loop: asyncio.AbstractEventLoop) -> AsyncioWatcher:
     """Return the loop's watcher, creating it on first use."""
     watcher = _watchers.get(loop)
     if watcher is None or watcher.closed:
         if loop.is_closed():
             raise RuntimeError("Event loop is closed")
-        watcher = Watcher(loop)
+        watcher = AsyncioWatcher(loop)
         _watchers[loop] = watcher
         _hook_close(loop)
     return watcher
-
-
-def _child_exit_function() -> Any:
-    from ._child import Child
-
-    return Child._on_exit
 
 
 _CLOSE_HOOK_MARK = "_aiospawn_close_hook"
@@ -181,8 +205,7 @@ def _hook_close(loop: asyncio.AbstractEventLoop) -> None:
     """Wrap loop.close on this instance so children outliving the loop are still reaped.
 
     asyncio offers no close notification. Loops whose instances take no
-    attributes are left alone; their orphans are reaped at interpreter exit
-    at the latest, by the kernel reparenting them.
+    attributes are left alone.
     """
     if getattr(loop, _CLOSE_HOOK_MARK, False):
         return
@@ -192,12 +215,13 @@ def _hook_close(loop: asyncio.AbstractEventLoop) -> None:
         if not loop.is_running() and not loop.is_closed():
             watcher = _watchers.get(loop)
             if watcher is not None:
-                watcher.detach_from_closing_loop(loop)
+                watcher.detach()
         original_close()
 
     try:
         loop.close = close  # type: ignore[method-assign]
         setattr(loop, _CLOSE_HOOK_MARK, True)
     except AttributeError:
-        # NOTE: such a loop leaves running children unreaped once closed.
+        # NOTE: on such a loop, children still running when it closes stay
+        # zombies until this process exits.
         pass
