@@ -73,7 +73,9 @@ struct aiospawn_request {
 /*
  * Memory shared with the child for its lifetime before exec: its stack and
  * its error record. A slot must stay alive, untouched by another spawn,
- * until the child has been reaped or `busy` has become zero.
+ * until the child has been reaped or `busy` has become zero. The parent
+ * writes its fields only before the clone: a clone3 child runs
+ * concurrently and reads them.
  */
 struct aiospawn_slot {
     int32_t busy;         /* zeroed by the kernel at the child's exec or exit */

@@ -434,10 +434,10 @@ int aiospawn_spawn(int backend, const struct aiospawn_request *request,
             pid = spawn_clone_vfork(slot, &pidfd);
         pthread_sigmask(SIG_SETMASK, &previous, NULL);
 
-        if (slot->status_fd >= 0) {
+        /* The parent's copy of the child's end. slot->status_fd stays as it
+           is: a clone3 child may still be reading it. */
+        if (slot->status_fd >= 0)
             close(slot->status_fd);
-            slot->status_fd = -1;
-        }
         if (pid < 0) {
             if (out->status_fd >= 0) {
                 close(out->status_fd);

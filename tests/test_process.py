@@ -396,3 +396,10 @@ async def test_transport_close_kills_running_child(live_children):
         assert transport.get_returncode() == -signal.SIGKILL
     finally:
         aiospawn.uninstall()
+
+
+async def test_exec_failures_in_a_row(backend):
+    # Each failure must be reported, never a child that looks started.
+    for _ in range(300):
+        with pytest.raises(FileNotFoundError):
+            await aiospawn.create_subprocess_exec("aiospawn-no-such-program")
