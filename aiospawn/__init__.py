@@ -8,6 +8,7 @@ SIGCHLD handler, no helper thread, no polling.
 from ._capabilities import Capabilities, capabilities
 from ._errors import BackendUnavailableError, ExitStatusUnknownError
 from ._install import install, is_installed, uninstall
+from ._open_process import AnyioProcess, open_process
 from ._process import Process, create_subprocess_exec, create_subprocess_shell
 from ._run import run
 from ._stdio import DEVNULL, PIPE, STDOUT
@@ -16,6 +17,7 @@ from ._termination import KILL, Termination
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnyioProcess",
     "DEVNULL",
     "KILL",
     "PIPE",
@@ -30,6 +32,7 @@ __all__ = [
     "create_subprocess_shell",
     "install",
     "is_installed",
+    "open_process",
     "run",
     "uninstall",
 ]

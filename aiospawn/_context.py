@@ -51,6 +51,10 @@ class AsyncioContext:
             timer.cancel()
         return result is not _TIMED_OUT
 
+    async def wait_shared(self, waiter: asyncio.Future[Any]) -> Any:
+        """Wait for a waiter others may await too: cancelling this wait leaves it pending."""
+        return await asyncio.shield(waiter)
+
     async def wait_shielded(self, waiter: asyncio.Future[Any], timeout: float | None = None) -> tuple[bool, bool]:
         """Wait for waiter through any cancellation; return (completed, cancelled meanwhile)."""
         loop = self.loop

@@ -93,6 +93,10 @@ class TrioContext:
             return True
         return False
 
+    async def wait_shared(self, waiter: TrioWaiter) -> Any:
+        """Wait for a waiter others may await too."""
+        return await waiter.wait()
+
     async def wait_shielded(self, waiter: TrioWaiter, timeout: float | None = None) -> tuple[bool, bool]:
         """Wait for waiter, shielded from cancellation; return (completed, False).
 
