@@ -68,6 +68,8 @@ struct aiospawn_request {
     int32_t stdio[3]; /* source fd for 0, 1, 2; -1 keeps the parent's */
     uint32_t flags;
     uint64_t sigmask; /* the child's mask at exec: bit n-1 blocks signal n */
+    int32_t cgroup_fd; /* cgroup v2 directory to start the child in, or -1 (clone3 only) */
+    int32_t reserved;
 };
 
 /*

@@ -53,8 +53,10 @@ extern char **environ;
 #define P_PIDFD 3
 #endif
 
-/* struct clone_args up to tls: CLONE_ARGS_SIZE_VER0, accepted since 5.3. */
-struct clone_args_v0 {
+/* struct clone_args up to cgroup: CLONE_ARGS_SIZE_VER2, Linux 5.7. Only
+   callers that need set_tid or cgroup pass the full size; the others pass
+   CLONE_ARGS_SIZE_VER0 (up to tls), which Linux 5.3 accepts. */
+struct clone_args_v2 {
     uint64_t flags;
     uint64_t pidfd;
     uint64_t child_tid;
@@ -63,7 +65,12 @@ struct clone_args_v0 {
     uint64_t stack;
     uint64_t stack_size;
     uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
 };
+#define CLONE_ARGS_SIZE_VER0 64
+#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
 
 /*
  * The child's stack. It runs only the housekeeping script, whose deepest
@@ -182,16 +189,22 @@ static int lift_above_stdio(int fd)
 
 static long clone3_child(struct aiospawn_slot *slot, int *pidfd, uint64_t flags)
 {
-    struct clone_args_v0 args;
+    struct clone_args_v2 args;
+    size_t size = CLONE_ARGS_SIZE_VER0;
 
     memset(&args, 0, sizeof(args));
+    if (slot->request->cgroup_fd >= 0) {
+        flags |= CLONE_INTO_CGROUP_FLAG;
+        args.cgroup = (uint64_t)slot->request->cgroup_fd;
+        size = sizeof(args);
+    }
     args.flags = flags;
     args.pidfd = (uint64_t)(uintptr_t)pidfd;
     args.child_tid = (uint64_t)(uintptr_t)&slot->busy;
     args.exit_signal = 0;
     args.stack = (uint64_t)(uintptr_t)((char *)slot->mapping);
     args.stack_size = (uint64_t)((char *)slot->stack_top - (char *)slot->mapping);
-    return aiospawn_clone3_raw(&args, sizeof(args), aiospawn_child_main, slot);
+    return aiospawn_clone3_raw(&args, size, aiospawn_child_main, slot);
 }
 
 static long spawn_clone3(struct aiospawn_slot *slot, int *pidfd)
@@ -396,6 +409,8 @@ int aiospawn_spawn(int backend, const struct aiospawn_request *request,
     slot->status_fd = -1;
     slot->envp = request->envp != NULL ? request->envp : environ;
 
+    if (request->cgroup_fd >= 0 && backend != AIOSPAWN_BACKEND_CLONE3)
+        return -ENOTSUP;
     if (backend == AIOSPAWN_BACKEND_POSIX_SPAWN) {
         pid_t spawned;
 
@@ -612,14 +627,14 @@ static int probe_child_main(void *unused)
 
 static long probe_clone3(struct aiospawn_slot *slot, int *pidfd, uint64_t extra)
 {
-    struct clone_args_v0 args;
+    struct clone_args_v2 args;
 
     memset(&args, 0, sizeof(args));
     args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | extra;
     args.pidfd = (uint64_t)(uintptr_t)pidfd;
     args.stack = (uint64_t)(uintptr_t)slot->mapping;
     args.stack_size = (uint64_t)((char *)slot->stack_top - (char *)slot->mapping);
-    return aiospawn_clone3_raw(&args, sizeof(args), probe_child_main, NULL);
+    return aiospawn_clone3_raw(&args, CLONE_ARGS_SIZE_VER0, probe_child_main, NULL);
 }
 
 /* Reap a probe child through its pidfd, recording whether waitid(P_PIDFD) works. */

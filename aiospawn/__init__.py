@@ -11,7 +11,8 @@ from ._install import install, is_installed, uninstall
 from ._open_process import AnyioProcess, open_process
 from ._process import Process, create_subprocess_exec, create_subprocess_shell
 from ._run import run
-from ._stdio import DEVNULL, PIPE, STDOUT
+from ._results import CompletedProcess, ResourceUsage
+from ._stdio import DEVNULL, PIPE, PTY, STDOUT
 from ._termination import KILL, Termination
 
 __version__ = "0.1.0"
@@ -21,11 +22,14 @@ __all__ = [
     "DEVNULL",
     "KILL",
     "PIPE",
+    "PTY",
     "STDOUT",
     "BackendUnavailableError",
     "Capabilities",
+    "CompletedProcess",
     "ExitStatusUnknownError",
     "Process",
+    "ResourceUsage",
     "Termination",
     "capabilities",
     "create_subprocess_exec",

@@ -10,6 +10,7 @@ from typing import Any
 
 from ._core import lib
 from ._errors import ExitStatusUnknownError, child_failure
+from ._results import ResourceUsage
 from ._watcher import Watcher
 
 
@@ -25,7 +26,9 @@ class Child:
         "pid",
         "args",
         "returncode",
-        "rusage",
+        "_usage",
+        "kill_tree",
+        "cgroup",
         "_pidfd",
         "_watcher",
         "_token",
@@ -45,7 +48,9 @@ class Child:
         self.pid = -1
         self.args = args
         self.returncode: int | None = None
-        self.rusage: tuple[int, ...] | None = None
+        self._usage: tuple[int, ...] | None = None
+        self.kill_tree = False
+        self.cgroup: Any = None
         self._pidfd = -1
         self._watcher = watcher
         self._token = watcher.new_token(self._on_exit)
@@ -60,6 +65,13 @@ class Child:
         self._exit_callback: Callable[[], None] | None = None
         self._status_fd = -1
 
+    @property
+    def rusage(self) -> ResourceUsage | None:
+        """The resource usage collected with the exit status, or None before the reap."""
+        if self._usage is None:
+            return None
+        return ResourceUsage.from_event_fields(self._usage)
+
     # -- exit -------------------------------------------------------------
 
     def _on_exit(self, event: Any) -> None:
@@ -70,7 +82,7 @@ class Child:
         else:
             self.returncode = event.returncode
             if event.has_rusage:
-                self.rusage = (
+                self._usage = (
                     event.utime_us, event.stime_us, event.maxrss_kb, event.minflt,
                     event.majflt, event.nvcsw, event.nivcsw,
                 )
@@ -205,4 +217,22 @@ class Child:
             raise OSError(-result, f"signalling pid {self.pid} failed: {os.strerror(-result)}")
 
     def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+        """Send SIGKILL: to the whole tree when the child was started with kill_tree or a cgroup."""
+        if self.kill_tree or self.cgroup is not None:
+            self.signal_tree(signal.SIGKILL)
+        else:
+            self.send_signal(signal.SIGKILL)
+
+    def signal_tree(self, signal_number: int) -> None:
+        """Signal the child and its descendants: its cgroup, else its process group.
+
+        cgroup.kill reaches descendants that left the process group (a
+        daemon calling setsid), even after the child itself has exited.
+        """
+        if self.cgroup is not None and signal_number == signal.SIGKILL:
+            self.cgroup.kill()
+            return
+        if self.cgroup is not None:
+            self.cgroup.signal_all(signal_number)
+            return
+        self.send_signal(signal_number, process_group=True)

@@ -189,8 +189,16 @@ def build_script(
     user: Any = None,
     group: Any = None,
     extra_groups: Any = None,
+    *,
+    rlimits: Any = None,
+    pdeathsig: Any = None,
+    controlling_tty: int | None = None,
 ) -> Script:
-    """Validate the housekeeping options and return their script (cached)."""
+    """Validate the housekeeping options and return their script (cached).
+
+    controlling_tty is the child fd (0, 1 or 2) of a pseudo-terminal that
+    becomes the child's controlling terminal; it implies a new session.
+    """
     cwd_bytes = None if cwd is None else _encode(cwd, "cwd")
     fds = tuple(sorted({_check_fd(fd, "pass_fds item") for fd in pass_fds}))
     if fds:
@@ -205,10 +213,71 @@ def build_script(
     gids = None if extra_groups is None else tuple(_group_id(item, "extra_groups item") for item in extra_groups)
     gid = None if group is None else _group_id(group, "group")
     uid = None if user is None else _user_id(user)
+    limits = None if rlimits is None else _parse_rlimits(rlimits)
+    # The parent's pid is part of the cache key: a forked process must not
+    # reuse a script that checks for its parent's parent.
+    death_signal = None if pdeathsig is None else (_parse_signal(pdeathsig, "pdeathsig"), os.getpid())
+    if controlling_tty is not None:
+        start_new_session = True
     return _cached_script(
         cwd_bytes, cwd, bool(close_fds), fds, bool(start_new_session),
         process_group, umask, bool(restore_signals), gids, gid, uid,
+        limits, death_signal, controlling_tty,
     )
+
+
+_RLIM_INFINITY = (1 << 64) - 1
+
+
+def _limit_value(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"rlimits[{name!r}] values must be ints, not {type(value).__name__}")
+    if value == -1:  # resource.RLIM_INFINITY
+        return _RLIM_INFINITY
+    if value < 0:
+        raise ValueError(f"rlimits[{name!r}] value {value} is negative; use resource.RLIM_INFINITY for no limit")
+    return value
+
+
+def _parse_rlimits(rlimits: Any) -> tuple[tuple[int, str, int, int], ...]:
+    """Return ((resource, name, soft, hard), ...) from names or resource constants."""
+    import resource
+
+    if not isinstance(rlimits, Mapping):
+        raise TypeError(f"rlimits must be a mapping such as {{'RLIMIT_NOFILE': 256}}, not {type(rlimits).__name__}")
+    parsed = []
+    for key, value in rlimits.items():
+        if isinstance(key, str):
+            name = key if key.startswith("RLIMIT_") else "RLIMIT_" + key
+            number = getattr(resource, name, None)
+            if not isinstance(number, int):
+                known = ", ".join(sorted(n for n in dir(resource) if n.startswith("RLIMIT_")))
+                raise ValueError(f"rlimits key {key!r} is not a resource limit; use one of {known}")
+        elif isinstance(key, int) and not isinstance(key, bool):
+            number = key
+            name = next((n for n in dir(resource) if n.startswith("RLIMIT_") and getattr(resource, n) == key), str(key))
+        else:
+            raise TypeError(f"rlimits keys must be names like 'RLIMIT_NOFILE' or resource constants, not {key!r}")
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise ValueError(f"rlimits[{key!r}] must be a limit or a (soft, hard) pair, not {value!r}")
+            soft, hard = _limit_value(value[0], name), _limit_value(value[1], name)
+        else:
+            soft = hard = _limit_value(value, name)
+        if soft > hard:
+            raise ValueError(f"rlimits[{key!r}]: the soft limit {value[0]} is above the hard limit {value[1]}")
+        parsed.append((number, name, soft, hard))
+    return tuple(parsed)
+
+
+def _parse_signal(value: Any, what: str) -> int:
+    import signal
+
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a signal number such as signal.SIGKILL, not {type(value).__name__}")
+    if not 0 < value < signal.NSIG:
+        raise ValueError(f"{what}={value} is not a valid signal number")
+    return int(value)
 
 
 def _group_id(group: Any, what: str) -> int:
@@ -254,11 +323,17 @@ def _cached_script(
     extra_groups: tuple[int, ...] | None,
     group: int | None,
     user: int | None,
+    rlimits: tuple[tuple[int, str, int, int], ...] | None,
+    pdeathsig: tuple[int, int] | None,
+    controlling_tty: int | None,
 ) -> Script:
     # Each entry: op, a, b, x, y, path, description, filename, posix_spawn can do it.
     # The order follows CPython's _posixsubprocess, so the same failure
     # surfaces first: cwd, umask, signals, session, group, credentials
     # (supplementary groups, then gid, then uid, the only safe order), fds.
+    # The controlling terminal needs the new session; limits come before
+    # the credentials change, which could forbid raising them; the parent
+    # death signal comes after it, because changing credentials clears it.
     steps: list[tuple[int, int, int, int, int, Any, str, Any, bool]] = []
 
     if cwd_bytes is not None:
@@ -276,6 +351,13 @@ def _cached_script(
     if process_group is not None:
         steps.append((lib.AIOSPAWN_STEP_SETPGID, process_group, 0, 0, 0, None,
                       f"setpgid to {process_group} (process_group)", None, True))
+    if controlling_tty is not None:
+        steps.append((lib.AIOSPAWN_STEP_SETCTTY, controlling_tty, 0, 0, 0, None,
+                      f"make the pseudo-terminal on fd {controlling_tty} the controlling terminal", None, False))
+    for number, name, soft, hard in rlimits or ():
+        shown = ", ".join("RLIM_INFINITY" if v == _RLIM_INFINITY else str(v) for v in (soft, hard))
+        steps.append((lib.AIOSPAWN_STEP_SETRLIMIT, number, 0, _as_int64(soft), _as_int64(hard), None,
+                      f"setrlimit {name} to ({shown}) (rlimits)", None, False))
     keepalive: list[Any] = []
     if extra_groups is not None:
         gid_array = ffi.new("uint32_t[]", list(extra_groups) or [0])
@@ -286,6 +368,10 @@ def _cached_script(
         steps.append((lib.AIOSPAWN_STEP_SETGID, group, 0, 0, 0, None, f"setresgid to {group} (group)", None, False))
     if user is not None:
         steps.append((lib.AIOSPAWN_STEP_SETUID, user, 0, 0, 0, None, f"setresuid to {user} (user)", None, False))
+    if pdeathsig is not None:
+        death_signal, parent_pid = pdeathsig
+        steps.append((lib.AIOSPAWN_STEP_PDEATHSIG, death_signal, parent_pid, 0, 0, None,
+                      f"set the parent-death signal to {death_signal} (pdeathsig)", None, False))
     if close_fds:
         first = 3
         for fd in pass_fds:
@@ -300,6 +386,11 @@ def _cached_script(
     script = Script(steps)
     script._keepalive.extend(keepalive)
     return script
+
+
+def _as_int64(value: int) -> int:
+    """Reinterpret an unsigned 64-bit limit as the int64_t the step field holds."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 _command_cache: dict[tuple[Any, ...], Command] = {}

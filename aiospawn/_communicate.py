@@ -118,9 +118,12 @@ class Communication:
         except BlockingIOError:
             return
         except OSError as error:
-            self._close(index)
-            self._fail(error)
-            return
+            if error.errno != errno.EIO:
+                self._close(index)
+                self._fail(error)
+                return
+            # A pseudo-terminal master reports EIO once the child side is closed.
+            data = b""
         if data:
             chunks = self.output[index]
             assert chunks is not None
@@ -137,7 +140,7 @@ class Communication:
             while fd is not None and chunks is not None:
                 try:
                     data = os.read(fd, _READ_SIZE)
-                except OSError:
+                except OSError:  # EAGAIN, or EIO from a closed pseudo-terminal
                     break
                 if not data:
                     break

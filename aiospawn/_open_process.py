@@ -7,6 +7,7 @@ machinery is involved on either backend.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import warnings
@@ -18,10 +19,11 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._child import Child
-from ._command import build_script, command_for
+from ._results import ResourceUsage
 from ._context import current_context
+from ._options import make_cgroup, prepare
 from ._spawn import spawn
-from ._stdio import PIPE, Stdio
+from ._stdio import PIPE, Stdio, pty_index
 from ._transport import PREEXEC_FN_MESSAGE
 
 _DEFAULT_RECEIVE_SIZE = 65536
@@ -45,6 +47,9 @@ class PipeReceiveStream(anyio.abc.ByteReceiveStream):
                 await anyio.wait_readable(self._fd)
                 continue
             except OSError as error:
+                if error.errno == errno.EIO:
+                    # A pseudo-terminal master: the child side is closed.
+                    raise anyio.EndOfStream from None
                 raise anyio.BrokenResourceError from error
             if not data:
                 raise anyio.EndOfStream
@@ -127,13 +132,21 @@ class AnyioProcess(anyio.abc.Process):
         return child.returncode
 
     def terminate(self) -> None:
-        self._child.send_signal(signal.SIGTERM)
+        self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         self._child.kill()
 
     def send_signal(self, signal: signal.Signals) -> None:  # type: ignore[override]
-        self._child.send_signal(signal)
+        if self._child.kill_tree or self._child.cgroup is not None:
+            self._child.signal_tree(signal)
+        else:
+            self._child.send_signal(signal)
+
+    @property
+    def rusage(self) -> ResourceUsage | None:
+        """The child's resource usage once it has been reaped, else None."""
+        return self._child.rusage
 
     @property
     def pid(self) -> int:
@@ -189,6 +202,11 @@ async def open_process(
     extra_groups: Any = None,
     executable: Any = None,
     preexec_fn: Any = None,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
 ) -> AnyioProcess:
     """Start a child and return it as an anyio.abc.Process, like anyio.open_process.
 
@@ -196,26 +214,49 @@ async def open_process(
     directly. Works under asyncio, uvloop and trio, and under anyio on
     either backend. Returns once the child has exec'd: an exec failure
     raises the OSError subclass subprocess raises, after the reap.
+
+    kill_tree, cgroup, rlimits, pdeathsig and stdin/stdout/stderr=PTY with
+    pty_size work as for aiospawn.run. With kill_tree or cgroup, kill()
+    and terminate() reach the child's whole tree; the cgroup is removed
+    once the child has exited and the cgroup is empty.
     """
     if preexec_fn is not None:
         raise ValueError(PREEXEC_FN_MESSAGE)
     shell = isinstance(command, (str, bytes))
-    command_data = command_for(command, executable, shell, env)
-    script = build_script(
-        cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals,
-        user, group, extra_groups,
+    command_data, script, _ = prepare(
+        command, executable=executable, shell=shell, env=env, cwd=cwd, close_fds=close_fds,
+        pass_fds=pass_fds, start_new_session=start_new_session, process_group=process_group,
+        umask=umask, restore_signals=restore_signals, user=user, group=group,
+        extra_groups=extra_groups, rlimits=rlimits, pdeathsig=pdeathsig, kill_tree=kill_tree,
+        pty_fd=pty_index(stdin, stdout, stderr),
     )
     context = current_context()
     watcher = context.watcher()
 
-    stdio = Stdio(stdin, stdout, stderr)
+    stdio = Stdio(stdin, stdout, stderr, pty_size=pty_size)
     try:
-        child = spawn(watcher, command_data, script, tuple(stdio.child_fds), command, report_exec=True)  # type: ignore[arg-type]
+        tree = make_cgroup(cgroup)
+    except BaseException:
+        stdio.close_child_ends()
+        stdio.close_parent_ends()
+        raise
+    try:
+        child = spawn(
+            watcher, command_data, script, tuple(stdio.child_fds), command,  # type: ignore[arg-type]
+            report_exec=True, cgroup=tree,
+        )
     except BaseException:
         stdio.close_parent_ends()
+        if tree is not None:
+            tree.remove()
         raise
     finally:
         stdio.close_child_ends()
+        if tree is not None:
+            tree.close_directory_fd()
+    child.kill_tree = bool(kill_tree)
+    if tree is not None:
+        child.on_exit(tree.remove_when_empty_later(watcher))
 
     streams: list[Any] = []
     for index, fd in enumerate(stdio.parent_fds):

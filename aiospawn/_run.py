@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._child import Child
-from ._command import build_script, command_for
+from ._cgroup import Cgroup
 from ._communicate import Communication
+from ._options import make_cgroup, prepare
+from ._results import CompletedProcess
 from ._context import current_context
 from ._spawn import spawn
-from ._stdio import PIPE, Stdio
+from ._stdio import PIPE, Stdio, pty_index
 from ._termination import KILL, Termination, stop_child
 
 _PREEXEC_MESSAGE = (
@@ -51,8 +53,16 @@ async def run(
     extra_groups: Any = None,
     preexec_fn: Any = None,
     termination: Termination = KILL,
-) -> subprocess.CompletedProcess[Any]:
-    """Run a command, wait for it, and return a ``subprocess.CompletedProcess``.
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[Any]:
+    """Run a command, wait for it, and return an aiospawn.CompletedProcess.
+
+    The result is a ``subprocess.CompletedProcess`` that also carries the
+    child's resource usage (``rusage``).
 
     The options mean what they mean for ``subprocess.run``. With ``check``,
     a non-zero exit raises ``subprocess.CalledProcessError``. When
@@ -64,6 +74,19 @@ async def run(
     for the child's whole process group. Failures before exec raise the
     OSError subclass that ``subprocess`` raises, after the child has been
     reaped. Works under asyncio, uvloop and trio (also through anyio).
+
+    Beyond subprocess: ``kill_tree`` starts the child in a new process
+    group and sends every termination signal to the whole group.
+    ``cgroup=True`` (or the path of a parent cgroup) starts the child in a
+    new cgroup v2; run() then returns only once every process of that
+    cgroup has exited, killing those still running when the child exits,
+    and removes it. ``rlimits`` maps resource names (``"RLIMIT_NOFILE"``)
+    or ``resource`` constants to a limit or a (soft, hard) pair.
+    ``pdeathsig`` is the signal the child receives when the thread that
+    spawned it exits (Linux ties it to the thread, not the process).
+    ``stdout=aiospawn.PTY`` (or stdin, stderr) connects the child to a
+    pseudo-terminal, its controlling terminal, of ``pty_size`` (rows,
+    columns).
     """
     # Validate everything before any fd or child exists.
     if preexec_fn is not None:
@@ -90,29 +113,43 @@ async def run(
         raise TypeError(f"input must be bytes or str, not {type(input).__name__}")
     if not isinstance(termination, Termination):
         raise TypeError(f"termination must be an aiospawn.Termination, not {type(termination).__name__}")
-    if termination.process_group and not (start_new_session or process_group == 0):
+    if termination.process_group and not (start_new_session or process_group == 0 or kill_tree):
         raise ValueError(
             "termination signals the process group, but the child would not lead one; "
-            "pass start_new_session=True or process_group=0"
+            "pass kill_tree=True, start_new_session=True or process_group=0"
         )
-    command = command_for(args, executable, shell, env)
-    script = build_script(
-        cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals,
-        user, group, extra_groups,
+    command, script, _ = prepare(
+        args, executable=executable, shell=shell, env=env, cwd=cwd, close_fds=close_fds,
+        pass_fds=pass_fds, start_new_session=start_new_session, process_group=process_group,
+        umask=umask, restore_signals=restore_signals, user=user, group=group,
+        extra_groups=extra_groups, rlimits=rlimits, pdeathsig=pdeathsig, kill_tree=kill_tree,
+        pty_fd=pty_index(stdin, stdout, stderr),
     )
     context = current_context()
     watcher = context.watcher()
 
-    # Acquire: the Stdio owns its fds until the child exists; then the
-    # child's ends close here and the parent's ends belong to Communication.
-    stdio = Stdio(stdin, stdout, stderr)
+    # Acquire: the Stdio owns its fds, and run() the cgroup, until the
+    # child exists; then the child's ends close here and the parent's ends
+    # belong to Communication.
+    stdio = Stdio(stdin, stdout, stderr, pty_size=pty_size)
     try:
-        child = spawn(watcher, command, script, tuple(stdio.child_fds), args)  # type: ignore[arg-type]
+        tree = make_cgroup(cgroup)
+    except BaseException:
+        stdio.close_child_ends()
+        stdio.close_parent_ends()
+        raise
+    try:
+        child = spawn(watcher, command, script, tuple(stdio.child_fds), args, cgroup=tree)  # type: ignore[arg-type]
     except BaseException:
         stdio.close_parent_ends()
+        if tree is not None:
+            tree.remove()
         raise
     finally:
         stdio.close_child_ends()
+        if tree is not None:
+            tree.close_directory_fd()
+    child.kill_tree = bool(kill_tree)
 
     # Work: feed input, read output and wait for exit, bounded by the
     # timeout. The child is stopped and reaped before any exception leaves.
@@ -122,12 +159,16 @@ async def run(
         finished = await context.wait(communication.done, timeout)
     except BaseException:
         communication.close()
-        if await stop_child(context, child, termination):
+        cancelled = await stop_child(context, child, termination)
+        cancelled = await _empty_cgroup(context, watcher, tree) or cancelled
+        if cancelled:
             raise context.cancelled_error() from None
         raise
 
     if not finished:
-        if await stop_child(context, child, termination):
+        cancelled = await stop_child(context, child, termination)
+        cancelled = await _empty_cgroup(context, watcher, tree) or cancelled
+        if cancelled:
             raise context.cancelled_error()
         communication.drain()
         communication.close()
@@ -136,9 +177,26 @@ async def run(
             output=communication.collected(1), stderr=communication.collected(2),
         )
 
+    if await _empty_cgroup(context, watcher, tree):
+        raise context.cancelled_error()
     communication.close()
     child.raise_for_failure()
     return _completed(args, child, communication, text_mode, encoding, errors, check)
+
+
+async def _empty_cgroup(context: Any, watcher: Any, tree: Cgroup | None) -> bool:
+    """Kill what is left in the child's cgroup, wait until it is empty and remove it.
+
+    Returns whether a cancellation arrived meanwhile (asyncio only).
+    """
+    if tree is None:
+        return False
+    cancelled = False
+    if tree.populated():
+        tree.kill()
+        cancelled = await tree.wait_empty(context, watcher)
+    tree.remove()
+    return cancelled
 
 
 def _decode(data: bytes | None, encoding: str | None, errors: str | None) -> str | None:
@@ -156,7 +214,7 @@ def _completed(
     encoding: str | None,
     errors: str | None,
     check: bool,
-) -> subprocess.CompletedProcess[Any]:
+) -> CompletedProcess[Any]:
     returncode = child.returncode
     assert returncode is not None
     stdout: Any = communication.collected(1)
@@ -166,4 +224,4 @@ def _completed(
         stderr = _decode(stderr, encoding, errors)
     if check and returncode != 0:
         raise subprocess.CalledProcessError(returncode, args, output=stdout, stderr=stderr)
-    return subprocess.CompletedProcess(args, returncode, stdout, stderr)
+    return CompletedProcess(args, returncode, stdout, stderr, child.rusage)

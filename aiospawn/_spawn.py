@@ -42,6 +42,7 @@ def spawn(
     stdio: tuple[int, int, int],
     args: Any,
     report_exec: bool = False,
+    cgroup: Any = None,
 ) -> Child:
     """Start a child and register it with watcher; return its handle.
 
@@ -68,8 +69,16 @@ def spawn(
     request.stdio[0] = stdio[0]
     request.stdio[1] = stdio[1]
     request.stdio[2] = stdio[2]
+    request.cgroup_fd = -1
     if report_exec and backend == lib.AIOSPAWN_BACKEND_CLONE3:
         request.flags = _STATUS_PIPE
+    if cgroup is not None:
+        if backend != lib.AIOSPAWN_BACKEND_CLONE3:
+            raise BackendUnavailableError(
+                "cgroup= needs the clone3 backend (CLONE_INTO_CGROUP); this process uses "
+                f"{_capabilities.capabilities().backend} (see aiospawn.capabilities())"
+            )
+        request.cgroup_fd = cgroup.fd
 
     child = Child(watcher, command, script, request, args)
     try:
@@ -100,6 +109,7 @@ def spawn(
 
     child.pid = spawned.pid
     child._pidfd = spawned.pidfd
+    child.cgroup = cgroup
     child._status_fd = spawned.status_fd
     if backend == lib.AIOSPAWN_BACKEND_CLONE3:
         # The child may still be running on the slot's stack.

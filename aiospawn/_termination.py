@@ -42,16 +42,26 @@ KILL = Termination()
 async def stop_child(context: Any, child: Any, policy: Termination) -> bool:
     """Apply policy to child and wait until it is reaped, through any cancellation.
 
+    A child started with kill_tree gets the signals on its whole tree.
+
     Returns whether a cancellation arrived meanwhile (asyncio only: trio
     delivers it again by itself).
     """
     waiter = child.exit_waiter(context)
-    child.send_signal(policy.signal, policy.process_group)
+    tree = policy.process_group or child.kill_tree
+
+    def deliver(signal_number: int) -> None:
+        if tree:
+            child.signal_tree(signal_number)
+        else:
+            child.send_signal(signal_number)
+
+    deliver(policy.signal)
     cancelled = False
     if policy.signal != signal.SIGKILL:
         completed, cancelled = await context.wait_shielded(waiter, policy.grace)
         if completed:
             return cancelled
-        child.send_signal(signal.SIGKILL, policy.process_group)
+        deliver(signal.SIGKILL)
     _, cancelled_again = await context.wait_shielded(waiter)
     return cancelled or cancelled_again

@@ -78,9 +78,9 @@ async def test_exit_code(backend, code):
 
 async def test_completed_process(backend):
     result = await run(["/bin/true"])
-    assert (type(result), result.args, result.stdout, result.stderr) == (
-        subprocess.CompletedProcess, ["/bin/true"], None, None,
-    )
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert isinstance(result, aiospawn.CompletedProcess)
+    assert (result.args, result.stdout, result.stderr) == (["/bin/true"], None, None)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL, signal.SIGUSR1])
