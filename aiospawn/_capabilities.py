@@ -47,6 +47,8 @@ class Capabilities:
     """Each probed kernel feature: "available", or the errno that ruled it out."""
     kernel: str = ""
     """The running kernel release, from uname."""
+    cgroup: str = ""
+    """Whether cgroup= can place children in a cgroup v2 of their own, and where or why not."""
 
 
 _cached: Capabilities | None = None
@@ -99,7 +101,7 @@ def _choose(results: dict[str, int]) -> Capabilities:
                 f"AIOSPAWN_BACKEND={forced} was requested, but {problem} on "
                 f"kernel {kernel}; unset AIOSPAWN_BACKEND to choose automatically"
             )
-        return Capabilities(forced, "forced by AIOSPAWN_BACKEND", True, features, kernel)
+        return Capabilities(forced, "forced by AIOSPAWN_BACKEND", True, features, kernel, _cgroup_support(forced))
 
     skipped = []
     for backend in BACKEND_IDS:
@@ -108,13 +110,21 @@ def _choose(results: dict[str, int]) -> Capabilities:
             reason = "the fastest backend the kernel allows"
             if skipped:
                 reason = "fallback: " + "; ".join(skipped)
-            return Capabilities(backend, reason, False, features, kernel)
+            return Capabilities(backend, reason, False, features, kernel, _cgroup_support(backend))
         skipped.append(f"{backend} not used because {problem}")
     raise BackendUnavailableError(
         "no spawn backend works on kernel "
         f"{kernel}: {'; '.join(skipped)}. aiospawn needs Linux 5.4 or newer "
         "with pidfd system calls allowed by any seccomp filter"
     )
+
+
+def _cgroup_support(backend: str) -> str:
+    from ._cgroup import cgroup_support
+
+    if backend != "clone3":
+        return f"unavailable: cgroup= needs the clone3 backend, and {backend} is in use"
+    return cgroup_support()
 
 
 def capabilities() -> Capabilities:

@@ -101,6 +101,11 @@ class Cgroup:
         with open(os.path.join(self.path, "cgroup.kill"), "w") as handle:
             handle.write("1")
 
+    def kill_if_populated(self) -> None:
+        """kill() unless the cgroup is already empty."""
+        if not self._removed and self.populated():
+            self.kill()
+
     def signal_all(self, signal_number: int) -> None:
         """Send a signal to every process listed in the cgroup.
 

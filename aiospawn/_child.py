@@ -40,7 +40,7 @@ class Child:
         "_failure",
         "_status_error",
         "_exit_future",
-        "_exit_callback",
+        "_exit_callbacks",
         "_status_fd",
     )
 
@@ -62,7 +62,7 @@ class Child:
         self._failure: tuple[int, int, int] | None = None
         self._status_error = 0
         self._exit_future: Any = None
-        self._exit_callback: Callable[[], None] | None = None
+        self._exit_callbacks: list[Callable[[], None]] = []
         self._status_fd = -1
 
     @property
@@ -97,14 +97,14 @@ class Child:
 
         if self._exit_future is not None and not self._exit_future.done():
             self._exit_future.set_result(0)
-        if self._exit_callback is not None:
-            callback, self._exit_callback = self._exit_callback, None
+        callbacks, self._exit_callbacks = self._exit_callbacks, []
+        for callback in callbacks:
             callback()
 
     def record_orphan_exit(self, event: Any) -> None:
         """Record the exit without waking anyone: the loop of the waiters is closed."""
         self._exit_future = None
-        self._exit_callback = None
+        self._exit_callbacks = []
         self._on_exit(event)
 
     def _give_back_slot(self) -> None:
@@ -118,11 +118,11 @@ class Child:
         return self._pidfd < 0 and self.pid > 0
 
     def on_exit(self, callback: Callable[[], None]) -> None:
-        """Call callback once, when the child has been reaped."""
+        """Call callback once, when the child has been reaped (now, if it already is)."""
         if self.exited:
             callback()
         else:
-            self._exit_callback = callback
+            self._exit_callbacks.append(callback)
 
     def exit_waiter(self, context: Any) -> Any:
         """Return a waiter of context that completes when the child has been reaped."""

@@ -31,7 +31,9 @@ def prepare(
     pty_fd: int | None = None,
 ) -> tuple[Command, Script, bool]:
     """Validate the options and return the command, the script and whether the child leads a group."""
-    if kill_tree and not start_new_session:
+    # A new session (start_new_session, or a pseudo-terminal's) already
+    # makes the child lead its own group, and setpgid would then fail.
+    if kill_tree and not start_new_session and pty_fd is None:
         if process_group is None:
             process_group = 0
         elif process_group != 0:

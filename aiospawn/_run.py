@@ -150,6 +150,10 @@ async def run(
         if tree is not None:
             tree.close_directory_fd()
     child.kill_tree = bool(kill_tree)
+    if tree is not None:
+        # Descendants still running when the child exits are killed, so
+        # pipes they hold reach EOF and the cgroup empties.
+        child.on_exit(tree.kill_if_populated)
 
     # Work: feed input, read output and wait for exit, bounded by the
     # timeout. The child is stopped and reaped before any exception leaves.
