@@ -10,8 +10,8 @@ from ._errors import BackendUnavailableError, ExitStatusUnknownError
 from ._install import install, is_installed, uninstall
 from ._open_process import AnyioProcess, open_process
 from ._process import Process, create_subprocess_exec, create_subprocess_shell
-from ._run import run
 from ._results import CompletedProcess, ResourceUsage
+from ._run import run
 from ._stdio import DEVNULL, PIPE, PTY, STDOUT
 from ._termination import KILL, Termination
 

@@ -101,9 +101,11 @@ def _choose(results: dict[str, int]) -> Capabilities:
                 f"AIOSPAWN_BACKEND={forced} was requested, but {problem} on "
                 f"kernel {kernel}; unset AIOSPAWN_BACKEND to choose automatically"
             )
-        return Capabilities(forced, "forced by AIOSPAWN_BACKEND", True, features, kernel, _cgroup_support(forced))
+        return Capabilities(
+            forced, "forced by AIOSPAWN_BACKEND", True, features, kernel, _cgroup_support(forced)
+        )
 
-    skipped = []
+    skipped: list[str] = []
     for backend in BACKEND_IDS:
         problem = _usable(backend, results)
         if problem is None:
@@ -146,7 +148,7 @@ def capabilities() -> Capabilities:
 def backend_id() -> int:
     """Return the native id of the backend in use, probing on first call."""
     current = _cached if _cached is not None else capabilities()
-    return BACKEND_IDS[current.backend]
+    return int(BACKEND_IDS[current.backend])
 
 
 def reset() -> None:

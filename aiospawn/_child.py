@@ -83,8 +83,13 @@ class Child:
             self.returncode = event.returncode
             if event.has_rusage:
                 self._usage = (
-                    event.utime_us, event.stime_us, event.maxrss_kb, event.minflt,
-                    event.majflt, event.nvcsw, event.nivcsw,
+                    event.utime_us,
+                    event.stime_us,
+                    event.maxrss_kb,
+                    event.minflt,
+                    event.majflt,
+                    event.nvcsw,
+                    event.nivcsw,
                 )
         if self._slot is not None:
             slot = self._slot
@@ -135,7 +140,7 @@ class Child:
     def raise_for_failure(self) -> None:
         """Raise what the child failed with before exec, or a lost status."""
         if self._failure is not None:
-            step, error_number, path_index = self._failure
+            step, error_number, _ = self._failure
             script = self._script
             command = self._command
             if step == lib.AIOSPAWN_FAILED_EXEC:
@@ -146,7 +151,9 @@ class Child:
         if self._status_error:
             if self._status_error == errno.ECHILD:
                 raise ExitStatusUnknownError(self.pid, self.args)
-            raise OSError(self._status_error, f"reaping pid {self.pid} failed: {os.strerror(self._status_error)}")
+            raise OSError(
+                self._status_error, f"reaping pid {self.pid} failed: {os.strerror(self._status_error)}"
+            )
 
     async def wait_exec(self, context: Any) -> None:
         """Return once the child has exec'd; raise its failure if it could not.

@@ -29,9 +29,7 @@ _RESTORED_SIGNALS = tuple(
 def _encode(value: Any, what: str) -> bytes:
     if isinstance(value, bytes):
         encoded = value
-    elif isinstance(value, str):
-        encoded = os.fsencode(value)
-    elif isinstance(value, os.PathLike):
+    elif isinstance(value, (str, os.PathLike)):
         encoded = os.fsencode(value)
     else:
         raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(value).__name__}")
@@ -58,6 +56,7 @@ class Command:
     __slots__ = ("program", "argv", "paths", "envp", "_keepalive")
 
     def __init__(self, args: Any, executable: Any, shell: bool, env: Mapping[Any, Any] | None):
+        items: list[Any]
         if isinstance(args, (str, bytes)):
             items = [args]
         elif isinstance(args, os.PathLike):
@@ -68,8 +67,7 @@ class Command:
             items = list(args)
         else:
             raise TypeError(
-                f"args must be a str, bytes, os.PathLike or a sequence of them, "
-                f"not {type(args).__name__}"
+                f"args must be a str, bytes, os.PathLike or a sequence of them, not {type(args).__name__}"
             )
         if shell:
             items = [DEFAULT_SHELL, "-c", *items]
@@ -111,7 +109,7 @@ def _exec_dirs(env: Mapping[Any, Any] | None) -> tuple[bytes, ...]:
 
 @functools.lru_cache(maxsize=32)
 def _split_path(path: str | bytes) -> tuple[bytes, ...]:
-    return tuple(os.fsencode(directory) for directory in os.get_exec_path({"PATH": path}))
+    return tuple(os.fsencode(directory) for directory in os.get_exec_path({"PATH": os.fsdecode(path)}))
 
 
 def _encode_env(env: Mapping[Any, Any]) -> list[bytes]:
@@ -122,8 +120,7 @@ def _encode_env(env: Mapping[Any, Any]) -> list[bytes]:
         name = _encode(key, f"env key {key!r}")
         if not name or b"=" in name:
             raise ValueError(
-                f"env key {key!r} is not a valid variable name: it must be "
-                "non-empty and contain no '='"
+                f"env key {key!r} is not a valid variable name: it must be non-empty and contain no '='"
             )
         entries.append(name + b"=" + _encode(value, f"env[{key!r}]"))
     return entries
@@ -133,7 +130,13 @@ class Script:
     """The housekeeping steps as a C array, with a description of each for errors."""
 
     __slots__ = (
-        "steps", "count", "descriptions", "filenames", "posix_spawn_problem", "chdir_index", "_keepalive",
+        "steps",
+        "count",
+        "descriptions",
+        "filenames",
+        "posix_spawn_problem",
+        "chdir_index",
+        "_keepalive",
     )
 
     def __init__(self, steps: list[tuple[int, int, int, int, int, Any, str, Any, bool]]):
@@ -210,7 +213,9 @@ def build_script(
             raise ValueError(f"process_group={process_group} is negative; use 0 for a new group")
     if isinstance(umask, bool) or not isinstance(umask, int):
         raise TypeError(f"umask must be an int, not {type(umask).__name__}")
-    gids = None if extra_groups is None else tuple(_group_id(item, "extra_groups item") for item in extra_groups)
+    gids = (
+        None if extra_groups is None else tuple(_group_id(item, "extra_groups item") for item in extra_groups)
+    )
     gid = None if group is None else _group_id(group, "group")
     uid = None if user is None else _user_id(user)
     limits = None if rlimits is None else _parse_rlimits(rlimits)
@@ -220,9 +225,20 @@ def build_script(
     if controlling_tty is not None:
         start_new_session = True
     return _cached_script(
-        cwd_bytes, cwd, bool(close_fds), fds, bool(start_new_session),
-        process_group, umask, bool(restore_signals), gids, gid, uid,
-        limits, death_signal, controlling_tty,
+        cwd_bytes,
+        cwd,
+        bool(close_fds),
+        fds,
+        bool(start_new_session),
+        process_group,
+        umask,
+        bool(restore_signals),
+        gids,
+        gid,
+        uid,
+        limits,
+        death_signal,
+        controlling_tty,
     )
 
 
@@ -235,7 +251,9 @@ def _limit_value(value: Any, name: str) -> int:
     if value == -1:  # resource.RLIM_INFINITY
         return _RLIM_INFINITY
     if value < 0:
-        raise ValueError(f"rlimits[{name!r}] value {value} is negative; use resource.RLIM_INFINITY for no limit")
+        raise ValueError(
+            f"rlimits[{name!r}] value {value} is negative; use resource.RLIM_INFINITY for no limit"
+        )
     return value
 
 
@@ -244,7 +262,9 @@ def _parse_rlimits(rlimits: Any) -> tuple[tuple[int, str, int, int], ...]:
     import resource
 
     if not isinstance(rlimits, Mapping):
-        raise TypeError(f"rlimits must be a mapping such as {{'RLIMIT_NOFILE': 256}}, not {type(rlimits).__name__}")
+        raise TypeError(
+            f"rlimits must be a mapping such as {{'RLIMIT_NOFILE': 256}}, not {type(rlimits).__name__}"
+        )
     parsed = []
     for key, value in rlimits.items():
         if isinstance(key, str):
@@ -255,9 +275,14 @@ def _parse_rlimits(rlimits: Any) -> tuple[tuple[int, str, int, int], ...]:
                 raise ValueError(f"rlimits key {key!r} is not a resource limit; use one of {known}")
         elif isinstance(key, int) and not isinstance(key, bool):
             number = key
-            name = next((n for n in dir(resource) if n.startswith("RLIMIT_") and getattr(resource, n) == key), str(key))
+            name = next(
+                (n for n in dir(resource) if n.startswith("RLIMIT_") and getattr(resource, n) == key),
+                str(key),
+            )
         else:
-            raise TypeError(f"rlimits keys must be names like 'RLIMIT_NOFILE' or resource constants, not {key!r}")
+            raise TypeError(
+                f"rlimits keys must be names like 'RLIMIT_NOFILE' or resource constants, not {key!r}"
+            )
         if isinstance(value, tuple):
             if len(value) != 2:
                 raise ValueError(f"rlimits[{key!r}] must be a limit or a (soft, hard) pair, not {value!r}")
@@ -265,7 +290,9 @@ def _parse_rlimits(rlimits: Any) -> tuple[tuple[int, str, int, int], ...]:
         else:
             soft = hard = _limit_value(value, name)
         if soft > hard:
-            raise ValueError(f"rlimits[{key!r}]: the soft limit {value[0]} is above the hard limit {value[1]}")
+            raise ValueError(
+                f"rlimits[{key!r}]: the soft limit {value[0]} is above the hard limit {value[1]}"
+            )
         parsed.append((number, name, soft, hard))
     return tuple(parsed)
 
@@ -344,45 +371,139 @@ def _cached_script(
         mask = 0
         for number in _RESTORED_SIGNALS:
             mask |= 1 << (int(number) - 1)
-        steps.append((lib.AIOSPAWN_STEP_SIGDEFAULT, 0, 0, mask, 0, None,
-                      "restore SIGPIPE and SIGXFSZ to SIG_DFL (restore_signals)", None, True))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_SIGDEFAULT,
+                0,
+                0,
+                mask,
+                0,
+                None,
+                "restore SIGPIPE and SIGXFSZ to SIG_DFL (restore_signals)",
+                None,
+                True,
+            )
+        )
     if start_new_session:
         steps.append((lib.AIOSPAWN_STEP_SETSID, 0, 0, 0, 0, None, "setsid (start_new_session)", None, True))
     if process_group is not None:
-        steps.append((lib.AIOSPAWN_STEP_SETPGID, process_group, 0, 0, 0, None,
-                      f"setpgid to {process_group} (process_group)", None, True))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_SETPGID,
+                process_group,
+                0,
+                0,
+                0,
+                None,
+                f"setpgid to {process_group} (process_group)",
+                None,
+                True,
+            )
+        )
     if controlling_tty is not None:
-        steps.append((lib.AIOSPAWN_STEP_SETCTTY, controlling_tty, 0, 0, 0, None,
-                      f"make the pseudo-terminal on fd {controlling_tty} the controlling terminal", None, False))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_SETCTTY,
+                controlling_tty,
+                0,
+                0,
+                0,
+                None,
+                f"make the pseudo-terminal on fd {controlling_tty} the controlling terminal",
+                None,
+                False,
+            )
+        )
     for number, name, soft, hard in rlimits or ():
         shown = ", ".join("RLIM_INFINITY" if v == _RLIM_INFINITY else str(v) for v in (soft, hard))
-        steps.append((lib.AIOSPAWN_STEP_SETRLIMIT, number, 0, _as_int64(soft), _as_int64(hard), None,
-                      f"setrlimit {name} to ({shown}) (rlimits)", None, False))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_SETRLIMIT,
+                number,
+                0,
+                _as_int64(soft),
+                _as_int64(hard),
+                None,
+                f"setrlimit {name} to ({shown}) (rlimits)",
+                None,
+                False,
+            )
+        )
     keepalive: list[Any] = []
     if extra_groups is not None:
         gid_array = ffi.new("uint32_t[]", list(extra_groups) or [0])
         keepalive.append(gid_array)
-        steps.append((lib.AIOSPAWN_STEP_SETGROUPS, len(extra_groups), 0, 0, 0, gid_array,
-                      f"setgroups to {list(extra_groups)} (extra_groups)", None, False))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_SETGROUPS,
+                len(extra_groups),
+                0,
+                0,
+                0,
+                gid_array,
+                f"setgroups to {list(extra_groups)} (extra_groups)",
+                None,
+                False,
+            )
+        )
     if group is not None:
-        steps.append((lib.AIOSPAWN_STEP_SETGID, group, 0, 0, 0, None, f"setresgid to {group} (group)", None, False))
+        steps.append(
+            (lib.AIOSPAWN_STEP_SETGID, group, 0, 0, 0, None, f"setresgid to {group} (group)", None, False)
+        )
     if user is not None:
-        steps.append((lib.AIOSPAWN_STEP_SETUID, user, 0, 0, 0, None, f"setresuid to {user} (user)", None, False))
+        steps.append(
+            (lib.AIOSPAWN_STEP_SETUID, user, 0, 0, 0, None, f"setresuid to {user} (user)", None, False)
+        )
     if pdeathsig is not None:
         death_signal, parent_pid = pdeathsig
-        steps.append((lib.AIOSPAWN_STEP_PDEATHSIG, death_signal, parent_pid, 0, 0, None,
-                      f"set the parent-death signal to {death_signal} (pdeathsig)", None, False))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_PDEATHSIG,
+                death_signal,
+                parent_pid,
+                0,
+                0,
+                None,
+                f"set the parent-death signal to {death_signal} (pdeathsig)",
+                None,
+                False,
+            )
+        )
     if close_fds:
         first = 3
         for fd in pass_fds:
             if fd > first:
-                steps.append((lib.AIOSPAWN_STEP_CLOSE_RANGE, first, fd - 1, 0, 0, None,
-                              f"close fds {first}-{fd - 1} (close_fds)", None, True))
+                steps.append(
+                    (
+                        lib.AIOSPAWN_STEP_CLOSE_RANGE,
+                        first,
+                        fd - 1,
+                        0,
+                        0,
+                        None,
+                        f"close fds {first}-{fd - 1} (close_fds)",
+                        None,
+                        True,
+                    )
+                )
             first = max(first, fd + 1)
-        steps.append((lib.AIOSPAWN_STEP_CLOSE_RANGE, first, -1, 0, 0, None,
-                      f"close fds from {first} on (close_fds)", None, True))
+        steps.append(
+            (
+                lib.AIOSPAWN_STEP_CLOSE_RANGE,
+                first,
+                -1,
+                0,
+                0,
+                None,
+                f"close fds from {first} on (close_fds)",
+                None,
+                True,
+            )
+        )
     for fd in pass_fds:
-        steps.append((lib.AIOSPAWN_STEP_INHERIT, fd, 0, 0, 0, None, f"keep fd {fd} open (pass_fds)", None, True))
+        steps.append(
+            (lib.AIOSPAWN_STEP_INHERIT, fd, 0, 0, 0, None, f"keep fd {fd} open (pass_fds)", None, True)
+        )
     script = Script(steps)
     script._keepalive.extend(keepalive)
     return script
@@ -428,4 +549,3 @@ def command_for(args: Any, executable: Any, shell: bool, env: Mapping[Any, Any] 
             _command_cache.clear()
         _command_cache[key] = command
     return command
-

@@ -55,7 +55,9 @@ class AsyncioContext:
         """Wait for a waiter others may await too: cancelling this wait leaves it pending."""
         return await asyncio.shield(waiter)
 
-    async def wait_shielded(self, waiter: asyncio.Future[Any], timeout: float | None = None) -> tuple[bool, bool]:
+    async def wait_shielded(
+        self, waiter: asyncio.Future[Any], timeout: float | None = None
+    ) -> tuple[bool, bool]:
         """Wait for waiter through any cancellation; return (completed, cancelled meanwhile)."""
         loop = self.loop
         bounded: asyncio.Future[bool] = loop.create_future()

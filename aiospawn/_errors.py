@@ -31,9 +31,7 @@ class ExitStatusUnknownError(ChildProcessError):
         self.cmd = args
 
 
-def child_failure(
-    error_number: int, description: str, filename: object | None, is_exec: bool
-) -> OSError:
+def child_failure(error_number: int, description: str, filename: object | None, is_exec: bool) -> OSError:
     """Build the OSError subclass that subprocess raises for the same failure.
 
     ``OSError(errno, ...)`` picks the subclass itself: FileNotFoundError for

@@ -19,9 +19,9 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._child import Child
-from ._results import ResourceUsage
 from ._context import current_context
 from ._options import make_cgroup, prepare
+from ._results import ResourceUsage
 from ._spawn import spawn
 from ._stdio import PIPE, Stdio, pty_index
 from ._transport import PREEXEC_FN_MESSAGE
@@ -118,7 +118,9 @@ class AnyioProcess(anyio.abc.Process):
     def __init__(self, child: Child, context: Any, streams: list[Any]) -> None:
         self._child = child
         self._context = context
-        self._stdin, self._stdout, self._stderr = streams
+        self._stdin: PipeSendStream | None = streams[0]
+        self._stdout: PipeReceiveStream | None = streams[1]
+        self._stderr: PipeReceiveStream | None = streams[2]
 
     async def wait(self) -> int:
         """Wait until the child has exited and return its return code."""
@@ -137,7 +139,7 @@ class AnyioProcess(anyio.abc.Process):
     def kill(self) -> None:
         self._child.kill()
 
-    def send_signal(self, signal: signal.Signals) -> None:  # type: ignore[override]
+    def send_signal(self, signal: signal.Signals) -> None:
         if self._child.kill_tree or self._child.cgroup is not None:
             self._child.signal_tree(signal)
         else:
@@ -224,10 +226,23 @@ async def open_process(
         raise ValueError(PREEXEC_FN_MESSAGE)
     shell = isinstance(command, (str, bytes))
     command_data, script, _ = prepare(
-        command, executable=executable, shell=shell, env=env, cwd=cwd, close_fds=close_fds,
-        pass_fds=pass_fds, start_new_session=start_new_session, process_group=process_group,
-        umask=umask, restore_signals=restore_signals, user=user, group=group,
-        extra_groups=extra_groups, rlimits=rlimits, pdeathsig=pdeathsig, kill_tree=kill_tree,
+        command,
+        executable=executable,
+        shell=shell,
+        env=env,
+        cwd=cwd,
+        close_fds=close_fds,
+        pass_fds=pass_fds,
+        start_new_session=start_new_session,
+        process_group=process_group,
+        umask=umask,
+        restore_signals=restore_signals,
+        user=user,
+        group=group,
+        extra_groups=extra_groups,
+        rlimits=rlimits,
+        pdeathsig=pdeathsig,
+        kill_tree=kill_tree,
         pty_fd=pty_index(stdin, stdout, stderr),
     )
     context = current_context()
@@ -242,8 +257,13 @@ async def open_process(
         raise
     try:
         child = spawn(
-            watcher, command_data, script, tuple(stdio.child_fds), command,  # type: ignore[arg-type]
-            report_exec=True, cgroup=tree,
+            watcher,
+            command_data,
+            script,
+            stdio.child_fd_triple(),
+            command,
+            report_exec=True,
+            cgroup=tree,
         )
     except BaseException:
         stdio.close_parent_ends()

@@ -43,8 +43,19 @@ def prepare(
             )
     command = command_for(args, executable, shell, env)
     script = build_script(
-        cwd, close_fds, pass_fds, start_new_session, process_group, umask, restore_signals,
-        user, group, extra_groups, rlimits=rlimits, pdeathsig=pdeathsig, controlling_tty=pty_fd,
+        cwd,
+        close_fds,
+        pass_fds,
+        start_new_session,
+        process_group,
+        umask,
+        restore_signals,
+        user,
+        group,
+        extra_groups,
+        rlimits=rlimits,
+        pdeathsig=pdeathsig,
+        controlling_tty=pty_fd,
     )
     leads_group = bool(start_new_session) or process_group == 0 or pty_fd is not None
     return command, script, leads_group
@@ -58,4 +69,6 @@ def make_cgroup(cgroup: Any) -> Cgroup | None:
         return Cgroup()
     if isinstance(cgroup, str):
         return Cgroup(parent=cgroup)
-    raise TypeError(f"cgroup must be True, False, None or the path of a parent cgroup, not {type(cgroup).__name__}")
+    raise TypeError(
+        f"cgroup must be True, False, None or the path of a parent cgroup, not {type(cgroup).__name__}"
+    )

@@ -42,7 +42,11 @@ class CompletedProcess(subprocess.CompletedProcess, Generic[T]):  # type: ignore
     """
 
     def __init__(
-        self, args: Any, returncode: int, stdout: T | None = None, stderr: T | None = None,
+        self,
+        args: Any,
+        returncode: int,
+        stdout: T | None = None,
+        stderr: T | None = None,
         rusage: ResourceUsage | None = None,
     ) -> None:
         super().__init__(args, returncode, stdout, stderr)

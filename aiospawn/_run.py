@@ -7,12 +7,12 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from ._child import Child
 from ._cgroup import Cgroup
+from ._child import Child
 from ._communicate import Communication
+from ._context import current_context
 from ._options import make_cgroup, prepare
 from ._results import CompletedProcess
-from ._context import current_context
 from ._spawn import spawn
 from ._stdio import PIPE, Stdio, pty_index
 from ._termination import KILL, Termination, stop_child
@@ -119,10 +119,23 @@ async def run(
             "pass kill_tree=True, start_new_session=True or process_group=0"
         )
     command, script, _ = prepare(
-        args, executable=executable, shell=shell, env=env, cwd=cwd, close_fds=close_fds,
-        pass_fds=pass_fds, start_new_session=start_new_session, process_group=process_group,
-        umask=umask, restore_signals=restore_signals, user=user, group=group,
-        extra_groups=extra_groups, rlimits=rlimits, pdeathsig=pdeathsig, kill_tree=kill_tree,
+        args,
+        executable=executable,
+        shell=shell,
+        env=env,
+        cwd=cwd,
+        close_fds=close_fds,
+        pass_fds=pass_fds,
+        start_new_session=start_new_session,
+        process_group=process_group,
+        umask=umask,
+        restore_signals=restore_signals,
+        user=user,
+        group=group,
+        extra_groups=extra_groups,
+        rlimits=rlimits,
+        pdeathsig=pdeathsig,
+        kill_tree=kill_tree,
         pty_fd=pty_index(stdin, stdout, stderr),
     )
     context = current_context()
@@ -139,7 +152,7 @@ async def run(
         stdio.close_parent_ends()
         raise
     try:
-        child = spawn(watcher, command, script, tuple(stdio.child_fds), args, cgroup=tree)  # type: ignore[arg-type]
+        child = spawn(watcher, command, script, stdio.child_fd_triple(), args, cgroup=tree)
     except BaseException:
         stdio.close_parent_ends()
         if tree is not None:
@@ -177,8 +190,10 @@ async def run(
         communication.drain()
         communication.close()
         raise subprocess.TimeoutExpired(
-            args, timeout,  # type: ignore[arg-type]
-            output=communication.collected(1), stderr=communication.collected(2),
+            args,
+            timeout,  # type: ignore[arg-type]
+            output=communication.collected(1),
+            stderr=communication.collected(2),
         )
 
     if await _empty_cgroup(context, watcher, tree):

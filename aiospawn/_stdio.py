@@ -51,8 +51,15 @@ class Stdio:
     """The three child fds of one spawn and the parent's ends of its pipes."""
 
     __slots__ = (
-        "child_fds", "parent_fds", "pty_fd", "_child_owned", "_pipesize", "_blocking_parent",
-        "_pty_master", "_pty_slave", "_pty_size",
+        "child_fds",
+        "parent_fds",
+        "pty_fd",
+        "_child_owned",
+        "_pipesize",
+        "_blocking_parent",
+        "_pty_master",
+        "_pty_slave",
+        "_pty_size",
     )
 
     def __init__(
@@ -70,10 +77,13 @@ class Stdio:
             if PTY not in (stdin, stdout, stderr):
                 raise ValueError("pty_size is given but no stream is aiospawn.PTY; pass stdout=aiospawn.PTY")
             if (
-                not isinstance(pty_size, tuple) or len(pty_size) != 2
+                not isinstance(pty_size, tuple)
+                or len(pty_size) != 2
                 or not all(isinstance(v, int) and 0 < v < 65536 for v in pty_size)
             ):
-                raise ValueError(f"pty_size must be (rows, columns), two ints from 1 to 65535, not {pty_size!r}")
+                raise ValueError(
+                    f"pty_size must be (rows, columns), two ints from 1 to 65535, not {pty_size!r}"
+                )
         self._pipesize = pipesize
         self._blocking_parent = blocking_parent
         self._pty_size = pty_size
@@ -140,8 +150,7 @@ class Stdio:
             fd = option.fileno()
         else:
             raise TypeError(
-                f"{name} must be PIPE, DEVNULL, an fd or an object with fileno(), "
-                f"not {type(option).__name__}"
+                f"{name} must be PIPE, DEVNULL, an fd or an object with fileno(), not {type(option).__name__}"
             )
         try:
             os.get_inheritable(fd)
@@ -175,6 +184,10 @@ class Stdio:
         self.parent_fds[index] = parent_end
         if not self._blocking_parent:
             os.set_blocking(parent_end, False)
+
+    def child_fd_triple(self) -> tuple[int, int, int]:
+        """The child's fds 0, 1 and 2 as the native request takes them (-1: inherit)."""
+        return (self.child_fds[0], self.child_fds[1], self.child_fds[2])
 
     def close_child_ends(self) -> None:
         """Close the fds that only the child needed; call once it has been created."""

@@ -61,7 +61,7 @@ async def stop_child(context: Any, child: Any, policy: Termination) -> bool:
     if policy.signal != signal.SIGKILL:
         completed, cancelled = await context.wait_shielded(waiter, policy.grace)
         if completed:
-            return cancelled
+            return bool(cancelled)
         deliver(signal.SIGKILL)
     _, cancelled_again = await context.wait_shielded(waiter)
-    return cancelled or cancelled_again
+    return bool(cancelled or cancelled_again)

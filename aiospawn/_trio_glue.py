@@ -14,7 +14,9 @@ import trio
 
 from ._watcher import Watcher
 
-_run_watcher: trio.lowlevel.RunVar[TrioWatcher | None] = trio.lowlevel.RunVar("aiospawn_watcher", default=None)
+_run_watcher: trio.lowlevel.RunVar[TrioWatcher | None] = trio.lowlevel.RunVar(
+    "aiospawn_watcher", default=None
+)
 
 
 class TrioWatcher(Watcher):
