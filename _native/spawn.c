@@ -465,7 +465,9 @@ int aiospawn_spawn(int backend, const struct aiospawn_request *request,
     if (watcher_fd >= 0) {
         struct epoll_event event;
 
-        event.events = EPOLLIN;
+        /* One-shot: after its exit event a pidfd never fires again, even if
+           a copy made by fork() keeps the registration alive after close. */
+        event.events = EPOLLIN | EPOLLONESHOT;
         event.data.u64 = watch_data(token, pidfd, WATCH_CHILD);
         if (epoll_ctl(watcher_fd, EPOLL_CTL_ADD, pidfd, &event) != 0) {
             result = -errno;
@@ -598,14 +600,16 @@ int aiospawn_poll(int watcher_fd, struct aiospawn_event *events, int max_events)
         event->token = (uint32_t)(data >> 33);
         event->events = ready[i].events;
         if (data & WATCH_CHILD) {
-            struct epoll_event unused;
+            if (collect_exit(fd, event) != 0) {
+                /* Not exited after all: re-arm the one-shot registration. */
+                struct epoll_event again;
 
-            if (collect_exit(fd, event) != 0)
+                again.events = EPOLLIN | EPOLLONESHOT;
+                again.data.u64 = data;
+                epoll_ctl(watcher_fd, EPOLL_CTL_MOD, fd, &again);
                 continue;
-            /* Removed explicitly: a copy of the pidfd made by fork() would
-               otherwise keep the registration alive after close. */
-            epoll_ctl(watcher_fd, EPOLL_CTL_DEL, fd, &unused);
-            close(fd);
+            }
+            close(fd); /* also removes it from the watcher */
         }
         count++;
     }

@@ -11,6 +11,7 @@ have run, including on error paths.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from typing import Any
@@ -111,7 +112,12 @@ class Stdio:
             self._attach_pty(index)
             return
         if option == PIPE and isinstance(option, int):
-            read_end, write_end = os.pipe()
+            if self._blocking_parent:
+                read_end, write_end = os.pipe()
+            else:
+                # Both ends start non-blocking; the child's is made blocking
+                # below, one fcntl instead of two for the parent's.
+                read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             if index == 0:
                 child_end, parent_end = read_end, write_end
             else:
@@ -119,12 +125,10 @@ class Stdio:
             self.child_fds[index] = child_end
             self.parent_fds[index] = parent_end
             self._child_owned.append(child_end)
-            if self._pipesize > 0:
-                import fcntl
-
-                fcntl.fcntl(parent_end, fcntl.F_SETPIPE_SZ, self._pipesize)
             if not self._blocking_parent:
-                os.set_blocking(parent_end, False)
+                fcntl.fcntl(child_end, fcntl.F_SETFL, 0)
+            if self._pipesize > 0:
+                fcntl.fcntl(parent_end, fcntl.F_SETPIPE_SZ, self._pipesize)
             return
         if option == DEVNULL and isinstance(option, int):
             fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -160,7 +164,6 @@ class Stdio:
 
     def _attach_pty(self, index: int) -> None:
         if self._pty_master < 0:
-            import fcntl
             import struct
             import termios
 
