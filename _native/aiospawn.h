@@ -43,8 +43,9 @@
 #define AIOSPAWN_FAILED_EXEC -2  /* every execve failed: see failed_path */
 #define AIOSPAWN_FAILED_STDIO -3 /* redirecting fd 0, 1 or 2 failed */
 
-/* aiospawn_spawn() result besides 0 and -errno. */
+/* aiospawn_spawn() results besides 0 and -errno. */
 #define AIOSPAWN_CHILD_FAILED 1 /* the child failed before exec and is reaped */
+#define AIOSPAWN_CHILD_LOST 2   /* posix_spawn: the child ran and was reaped by someone else; out->pid is set */
 
 /* aiospawn_request.flags */
 #define AIOSPAWN_REQUEST_STATUS_PIPE 1 /* return a pipe that reaches EOF at exec */

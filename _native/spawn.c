@@ -9,7 +9,8 @@
  *                soon as the child exists and does not wait for its exec:
  *                the slot and request stay alive until the child is reaped
  *                or the kernel clears slot->busy (CLONE_CHILD_CLEARTID fires
- *                at exec and at exit). Needs Linux 5.5.
+ *                at exec and at exit). Needs Linux 5.3; before 5.5, which
+ *                added CLONE_CLEAR_SIGHAND, the child resets handlers itself.
  *   clone        clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD): the calling
  *                thread is suspended until the child execs or exits.
  *                Needs Linux 5.2.
@@ -418,6 +419,15 @@ int aiospawn_spawn(int backend, const struct aiospawn_request *request,
         if (result != 0)
             return result;
         pidfd = (int)raw_syscall2(SYS_pidfd_open, spawned, 0);
+        if (pidfd == -ESRCH) {
+            /* The child already exited and was reaped by the kernel (SIGCHLD
+               ignored) or by someone else: it ran, its status is lost.
+               NOTE: if its pid had been reused meanwhile, pidfd_open would
+               have opened that other process instead; the window is the
+               few microseconds since posix_spawn returned. */
+            out->pid = spawned;
+            return AIOSPAWN_CHILD_LOST;
+        }
         if (pidfd < 0) {
             /* Without a pidfd the child cannot be watched: end it now. */
             kill(spawned, SIGKILL);
@@ -706,6 +716,15 @@ void aiospawn_probe(struct aiospawn_probe *probe)
         if (probe->pidfd_send_signal == -1) {
             long result = raw_syscall4(SYS_pidfd_send_signal, pidfd, 0, 0, 0);
             probe->pidfd_send_signal = result < 0 ? (int)-result : 0;
+        }
+        if (probe->waitid_pidfd == -1) {
+            /* No clone probe reaped a child. waitid(P_PIDFD) on our own
+               pidfd fails with ECHILD where it exists (we are not our own
+               child) and with EINVAL before Linux 5.4. */
+            siginfo_t info;
+            long result = raw_syscall5(SYS_waitid, P_PIDFD, pidfd, &info,
+                                       WEXITED | WNOHANG, 0);
+            probe->waitid_pidfd = (result == 0 || result == -ECHILD) ? 0 : (int)-result;
         }
         close(pidfd);
     }

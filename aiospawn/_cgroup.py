@@ -199,4 +199,4 @@ class Cgroup:
         return True
 
 
-__all__ = ["Cgroup", "cgroup_support", "signal"]
+__all__ = ["Cgroup", "cgroup_support"]

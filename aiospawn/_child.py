@@ -209,7 +209,9 @@ class Child:
 
         With process_group, signal the process group the child leads, so
         its descendants get it too. Its pgid cannot have been reused: the
-        child, not yet reaped, still holds it.
+        child, not yet reaped, still holds it. For that reason members left
+        behind after the child has been reaped are not signalled; a cgroup
+        (cgroup=) reaches them.
         """
         if self._pidfd < 0:
             return

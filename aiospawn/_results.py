@@ -11,14 +11,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ResourceUsage:
-    """A child's resource usage, from the waitid() call that reaped it (struct rusage)."""
+    """A child's resource usage, from the waitid() call that reaped it (struct rusage).
+
+    Like getrusage(RUSAGE_CHILDREN), the figures include the descendants
+    that the child itself waited for.
+    """
 
     user_time: float
     """CPU time in user mode, in seconds."""
     system_time: float
     """CPU time in the kernel, in seconds."""
     max_rss: int
-    """Peak resident set size, in KiB (ru_maxrss)."""
+    """Peak resident set size, in KiB (ru_maxrss).
+
+    Until its exec the child shares the parent's memory (as a fork or vfork
+    child does), so for a short-lived child this can be the parent's size."""
     minor_faults: int
     """Page faults served without I/O (ru_minflt)."""
     major_faults: int

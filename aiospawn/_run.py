@@ -76,7 +76,9 @@ async def run(
     reaped. Works under asyncio, uvloop and trio (also through anyio).
 
     Beyond subprocess: ``kill_tree`` starts the child in a new process
-    group and sends every termination signal to the whole group.
+    group and sends every termination signal to the whole group, as long
+    as the child itself has not been reaped (use ``cgroup`` to reach
+    descendants that outlive it).
     ``cgroup=True`` (or the path of a parent cgroup) starts the child in a
     new cgroup v2; run() then returns only once every process of that
     cgroup has exited, killing those still running when the child exits,

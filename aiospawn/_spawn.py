@@ -10,7 +10,7 @@ from . import _capabilities
 from ._child import Child
 from ._command import Command, Script
 from ._core import ffi, lib
-from ._errors import BackendUnavailableError, child_failure
+from ._errors import BackendUnavailableError, ExitStatusUnknownError, child_failure
 from ._watcher import Watcher
 
 _STATUS_PIPE = lib.AIOSPAWN_REQUEST_STATUS_PIPE
@@ -54,10 +54,11 @@ def spawn(
     """
     backend = _capabilities.backend_id()
     if backend == lib.AIOSPAWN_BACKEND_POSIX_SPAWN and script.posix_spawn_problem is not None:
+        chosen = _capabilities.capabilities()
+        why = "AIOSPAWN_BACKEND forces it" if chosen.forced else "clone3 and clone are unavailable"
         raise BackendUnavailableError(
             f"the posix_spawn backend cannot apply '{script.posix_spawn_problem}'; "
-            "it is in use because clone3 and clone are unavailable "
-            "(see aiospawn.capabilities())"
+            f"it is in use because {why} (see aiospawn.capabilities())"
         )
 
     request = ffi.new("struct aiospawn_request *")
@@ -93,6 +94,8 @@ def spawn(
         failure = (slot.failed_step, slot.failed_errno, slot.failed_path)
         _give_back(slot)
         watcher.release_token(child._token)
+        if result == lib.AIOSPAWN_CHILD_LOST:
+            raise ExitStatusUnknownError(spawned.pid, args)
         if result == lib.AIOSPAWN_CHILD_FAILED:
             # posix_spawn reports a failed chdir with the same errno as a
             # failed exec; the cwd is to blame if it is not a directory.
@@ -123,4 +126,4 @@ def spawn(
     return child
 
 
-__all__ = ["spawn", "child_failure"]
+__all__ = ["spawn"]
