@@ -9,7 +9,7 @@ from typing import Any
 
 from ._transport import ExitStatusUnknown, check_loop_arguments, make_subprocess_transport
 
-_DEFAULT_LIMIT = streams._DEFAULT_LIMIT  # 64 KiB, asyncio's own default
+_DEFAULT_LIMIT: int = streams._DEFAULT_LIMIT  # type: ignore[attr-defined]  # 64 KiB, asyncio's own default
 
 
 class Process(asyncio.subprocess.Process):
@@ -22,7 +22,7 @@ class Process(asyncio.subprocess.Process):
 
     @property
     def returncode(self) -> int | None:
-        returncode = self._transport.get_returncode()
+        returncode = self._transport.get_returncode()  # type: ignore[attr-defined]
         if isinstance(returncode, ExitStatusUnknown):
             return None
         return returncode  # type: ignore[no-any-return]

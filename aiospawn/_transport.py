@@ -12,6 +12,9 @@ pidfd, so they can never reach a process that reused the pid.
 from __future__ import annotations
 
 import asyncio
+import os
+import select
+import signal
 import subprocess
 from asyncio import base_subprocess
 from typing import Any
@@ -30,15 +33,29 @@ PREEXEC_FN_MESSAGE = (
 )
 
 
-class ChildHandle:
-    """The Popen-like object asyncio keeps as the transport's "subprocess" extra."""
+# waitid flag: aiospawn's children have no exit signal, so they are "clone"
+# children, which waitid reports only with __WALL.
+_WALL = 0x40000000
 
-    __slots__ = ("args", "stdin", "stdout", "stderr", "_child")
+
+class ChildHandle:
+    """The Popen-like object asyncio keeps as the transport's "subprocess" extra.
+
+    Like a Popen object it accepts new attributes (code that wraps its
+    methods assigns them), and poll() and wait() see the child's exit as
+    soon as the kernel has it, even before the loop's watcher has reaped
+    it. They read the status without reaping (WNOWAIT), so the watcher
+    still reaps the child and reports the exit to the transport from the
+    loop, as asyncio's child watchers do after a Popen.wait().
+    """
+
+    __slots__ = ("args", "stdin", "stdout", "stderr", "_child", "_seen_returncode", "__dict__")
 
     def __init__(self, child: Child, args: Any, files: list[Any]) -> None:
         self.args = args
         self.stdin, self.stdout, self.stderr = files
         self._child = child
+        self._seen_returncode: int | None = None
 
     @property
     def pid(self) -> int:
@@ -46,7 +63,8 @@ class ChildHandle:
 
     @property
     def returncode(self) -> int | None:
-        return self._child.returncode
+        returncode = self._child.returncode
+        return self._seen_returncode if returncode is None else returncode
 
     @returncode.setter
     def returncode(self, value: int | None) -> None:
@@ -55,25 +73,66 @@ class ChildHandle:
         pass
 
     def poll(self) -> int | None:
-        """Return the return code, or None while the child runs; never blocks."""
-        return self._child.returncode
+        """Return the return code, or None while the child runs, without blocking."""
+        return self._peek(block=False, timeout=None)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the child exits and return its return code, like Popen.wait().
+
+        This blocks the calling thread, and with it the event loop if that
+        is where it is called. In a coroutine, await the Process's wait().
+        Raises subprocess.TimeoutExpired after timeout seconds.
+        """
+        returncode = self._peek(block=True, timeout=timeout)
+        if returncode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)  # type: ignore[arg-type]
+        return returncode
+
+    def _peek(self, block: bool, timeout: float | None) -> int | None:
+        returncode = self.returncode
+        if returncode is not None:
+            return returncode
+        pidfd = self._child._pidfd
+        if pidfd < 0:
+            # Reaped meanwhile (returncode is set) or the status was lost.
+            return self._child.returncode
+        if block:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
+                return None
+        try:
+            info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT | _WALL)
+        except OSError:
+            # The watcher reaped the child and closed its pidfd meanwhile.
+            return self._child.returncode
+        if info is None:
+            return None
+        if info.si_code == os.CLD_EXITED:
+            self._seen_returncode = info.si_status
+        else:
+            self._seen_returncode = -info.si_status
+        return self._seen_returncode
 
     def send_signal(self, signal_number: int) -> None:
         self._child.send_signal(signal_number)
 
     def terminate(self) -> None:
-        import signal
-
         self._child.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         self._child.kill()
 
 
-class SubprocessTransport(base_subprocess.BaseSubprocessTransport):  # type: ignore[misc]
+# How far _connect_pipes has got.
+_NOT_STARTED, _CONNECTING, _CONNECTED = 0, 1, 2
+
+
+class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
     """asyncio's subprocess transport over an aiospawn child."""
 
     _child: Child
+    _connect_state = 0  # _NOT_STARTED, _CONNECTING or _CONNECTED
 
     def _start(  # type: ignore[override]
         self,
@@ -98,13 +157,29 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):  # type: ign
         extra_groups: Any = None,
         preexec_fn: Any = None,
         pipesize: int = -1,
+        startupinfo: Any = None,
+        creationflags: int = 0,
     ) -> None:
         if preexec_fn is not None:
             raise ValueError(PREEXEC_FN_MESSAGE)
+        # subprocess.Popen accepts the Windows-only options on Linux as long
+        # as they keep their defaults, and asyncio passes them through.
+        if startupinfo is not None:
+            raise ValueError("startupinfo is only supported on Windows platforms")
+        if creationflags != 0:
+            raise ValueError("creationflags is only supported on Windows platforms")
         command = command_for(args, executable, shell, env)
         script = build_script(
-            cwd, close_fds, pass_fds, start_new_session, process_group, umask,
-            restore_signals, user, group, extra_groups,
+            cwd,
+            close_fds,
+            pass_fds,
+            start_new_session,
+            process_group,
+            umask,
+            restore_signals,
+            user,
+            group,
+            extra_groups,
         )
         loop = self._loop
         watcher = watcher_for(loop)
@@ -119,13 +194,14 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):  # type: ign
             stdio.close_child_ends()
 
         # From here the parent's pipe ends belong to these file objects,
-        # which asyncio's pipe transports close.
+        # which asyncio's pipe transports close (or _connect_pipes, on failure).
         files = [
-            None if fd is None else open(fd, mode, buffering=0)
-            for fd, mode in zip(stdio.parent_fds, ("wb", "rb", "rb"))
+            None if fd is None else open(fd, mode, buffering=0)  # noqa: SIM115
+            for fd, mode in zip(stdio.parent_fds, ("wb", "rb", "rb"), strict=True)
         ]
         self._child = child
-        self._proc = ChildHandle(child, args, files)
+        # asyncio types _proc as a Popen; ChildHandle has the part of its API that asyncio uses.
+        self._proc = ChildHandle(child, args, files)  # type: ignore[assignment]
         child.on_exit(self._on_child_exit)
 
     def _on_child_exit(self) -> None:
@@ -138,31 +214,48 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):  # type: ign
             self._process_exited(child.returncode)
 
     async def _connect_pipes(self, waiter: asyncio.Future[None] | None) -> None:
+        # Once this has started, it owns the status pipe (wait_exec closes
+        # it) and the parent's pipe ends (connected below, or closed on
+        # failure), so close() must leave them alone. asyncio connects the
+        # pipes even of a transport closed meanwhile. Until every pipe is
+        # connected and then lost, the protocol's pending calls are not
+        # delivered and wait() does not return.
+        self._connect_state = _CONNECTING
         try:
-            await self._child.wait_exec(self._loop)
-        except BaseException as error:
-            if waiter is not None and not waiter.cancelled():
-                waiter.set_exception(error)
-            return
-        await super()._connect_pipes(waiter)
+            try:
+                await self._child.wait_exec(self._loop)
+            except BaseException as error:
+                self._close_unconnected_pipes()
+                if waiter is not None and not waiter.cancelled():
+                    waiter.set_exception(error)
+                return
+            await super()._connect_pipes(waiter)
+        finally:
+            self._connect_state = _CONNECTED
 
-    async def _wait(self) -> int:
-        returncode = await super()._wait()
-        if isinstance(returncode, ExitStatusUnknown):
-            raise ExitStatusUnknownError(self._child.pid, self._proc.args if self._proc else None)
-        return returncode  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        if getattr(self, "_child", None) is not None:
-            self._child.close_status_fd()
-        super().close()
-        # Pipes never handed to a pipe transport (the exec failed, or the
-        # transport closed before connecting them) are closed here.
+    def _close_unconnected_pipes(self) -> None:
+        """Close the parent's pipe ends that no pipe transport took over."""
         handle = self._proc if isinstance(self._proc, ChildHandle) else None
         if handle is not None:
             for index, pipe in enumerate((handle.stdin, handle.stdout, handle.stderr)):
                 if pipe is not None and self._pipes.get(index) is None:
                     pipe.close()
+
+    async def _wait(self) -> int:
+        returncode = await super()._wait()
+        if isinstance(returncode, ExitStatusUnknown):
+            raise ExitStatusUnknownError(self._child.pid, self._proc.args if self._proc else None)
+        return returncode
+
+    def close(self) -> None:
+        if getattr(self, "_child", None) is not None and self._connect_state == _NOT_STARTED:
+            # _connect_pipes may never run because its loop closed first,
+            # and then nothing else would close the status pipe.
+            self._child.close_status_fd()
+        super().close()
+        if self._connect_state == _CONNECTED:
+            # A pipe that _connect_pipes failed to connect stays ours to close.
+            self._close_unconnected_pipes()
 
     # Signals go through the pidfd: after the reap they do nothing, like
     # asyncio ignoring ProcessLookupError, and can never hit a reused pid.
@@ -172,13 +265,9 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):  # type: ign
         self._child.send_signal(signal_number)
 
     def terminate(self) -> None:
-        import signal
-
         self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        import signal
-
         self.send_signal(signal.SIGKILL)
 
 
@@ -228,7 +317,12 @@ async def _wait_quietly(transport: SubprocessTransport) -> None:
 
 
 def check_loop_arguments(
-    universal_newlines: bool, shell: bool, bufsize: int, encoding: Any, errors: Any, text: Any,
+    universal_newlines: bool,
+    shell: bool,
+    bufsize: int,
+    encoding: Any,
+    errors: Any,
+    text: Any,
     expect_shell: bool,
 ) -> None:
     """Reject the options asyncio's loop rejects, with its messages."""
