@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import signal
 from typing import Any
 
 _counter = itertools.count()

@@ -28,6 +28,7 @@ class Child:
         "returncode",
         "_usage",
         "kill_tree",
+        "leads_group",
         "cgroup",
         "_pidfd",
         "_watcher",
@@ -50,6 +51,7 @@ class Child:
         self.returncode: int | None = None
         self._usage: tuple[int, ...] | None = None
         self.kill_tree = False
+        self.leads_group = False
         self.cgroup: Any = None
         self._pidfd = -1
         self._watcher = watcher

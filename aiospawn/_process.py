@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.subprocess
+import signal
 from asyncio import streams
 from typing import Any
 
+from ._results import ResourceUsage
 from ._transport import ExitStatusUnknown, check_loop_arguments, make_subprocess_transport
 
 _DEFAULT_LIMIT: int = streams._DEFAULT_LIMIT  # type: ignore[attr-defined]  # 64 KiB, asyncio's own default
@@ -16,9 +18,31 @@ class Process(asyncio.subprocess.Process):
     """asyncio.subprocess.Process over an aiospawn child.
 
     Same attributes and methods (pid, returncode, stdin, stdout, stderr,
-    wait, communicate, send_signal, terminate, kill); signals go through
-    the child's pidfd and do nothing once it has been reaped.
+    wait, communicate, send_signal, terminate, kill). Signals go through the
+    child's pidfd, so they never reach a process that reused its pid; after
+    the exit they behave as asyncio's (ProcessLookupError once the
+    transport has closed). A child started with kill_tree or cgroup gets
+    them on its whole tree.
     """
+
+    @property
+    def rusage(self) -> ResourceUsage | None:
+        """The child's resource usage once it has been reaped, else None."""
+        return self._transport._child.rusage  # type: ignore[attr-defined,no-any-return]
+
+    def kill_tree(self) -> None:
+        """SIGKILL the child's whole tree: its cgroup, else the process group it leads.
+
+        The child must have been started with kill_tree=True, cgroup=,
+        start_new_session=True or process_group=0.
+        """
+        child = self._transport._child  # type: ignore[attr-defined]
+        if child.cgroup is None and not child.leads_group:
+            raise ValueError(
+                "the child leads no process group and has no cgroup; start it with "
+                "kill_tree=True, cgroup=True, start_new_session=True or process_group=0"
+            )
+        self._transport.signal_tree(signal.SIGKILL)  # type: ignore[attr-defined]
 
     @property
     def returncode(self) -> int | None:

@@ -10,7 +10,7 @@ from . import _capabilities
 from ._child import Child
 from ._command import Command, Script
 from ._core import ffi, lib
-from ._errors import BackendUnavailableError, ExitStatusUnknownError, child_failure
+from ._errors import BackendUnavailableError, ExitStatusUnknownError
 from ._watcher import Watcher
 
 _STATUS_PIPE = lib.AIOSPAWN_REQUEST_STATUS_PIPE

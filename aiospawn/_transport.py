@@ -20,10 +20,10 @@ from asyncio import base_subprocess
 from typing import Any
 
 from ._child import Child
-from ._command import build_script, command_for
 from ._errors import ExitStatusUnknownError
+from ._options import make_cgroup, prepare
 from ._spawn import spawn
-from ._stdio import Stdio
+from ._stdio import PTY, Stdio
 from ._watcher import watcher_for
 
 PREEXEC_FN_MESSAGE = (
@@ -159,6 +159,11 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
         pipesize: int = -1,
         startupinfo: Any = None,
         creationflags: int = 0,
+        kill_tree: bool = False,
+        cgroup: bool | str | None = None,
+        rlimits: Any = None,
+        pdeathsig: int | None = None,
+        pty_size: tuple[int, int] | None = None,
     ) -> None:
         if preexec_fn is not None:
             raise ValueError(PREEXEC_FN_MESSAGE)
@@ -168,30 +173,60 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             raise ValueError("startupinfo is only supported on Windows platforms")
         if creationflags != 0:
             raise ValueError("creationflags is only supported on Windows platforms")
-        command = command_for(args, executable, shell, env)
-        script = build_script(
-            cwd,
-            close_fds,
-            pass_fds,
-            start_new_session,
-            process_group,
-            umask,
-            restore_signals,
-            user,
-            group,
-            extra_groups,
+        if PTY in (stdin, stdout, stderr):
+            raise ValueError(
+                "aiospawn.PTY is not supported by create_subprocess_exec: asyncio's pipe "
+                "transports treat the end of a terminal (EIO) as an error. "
+                "Use aiospawn.run or aiospawn.open_process for a pseudo-terminal"
+            )
+        if pty_size is not None:
+            raise ValueError("pty_size needs a stream that is aiospawn.PTY, which this API does not support")
+        command, script, leads_group = prepare(
+            args,
+            executable=executable,
+            shell=shell,
+            env=env,
+            cwd=cwd,
+            close_fds=close_fds,
+            pass_fds=pass_fds,
+            start_new_session=start_new_session,
+            process_group=process_group,
+            umask=umask,
+            restore_signals=restore_signals,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
+            rlimits=rlimits,
+            pdeathsig=pdeathsig,
+            kill_tree=kill_tree,
         )
         loop = self._loop
         watcher = watcher_for(loop)
 
         stdio = Stdio(stdin, stdout, stderr, pipesize=pipesize, blocking_parent=True)
         try:
-            child = spawn(watcher, command, script, tuple(stdio.child_fds), args, report_exec=True)  # type: ignore[arg-type]
+            tree = make_cgroup(cgroup)
+        except BaseException:
+            stdio.close_child_ends()
+            stdio.close_parent_ends()
+            raise
+        try:
+            child = spawn(
+                watcher, command, script, stdio.child_fd_triple(), args, report_exec=True, cgroup=tree
+            )
         except BaseException:
             stdio.close_parent_ends()
+            if tree is not None:
+                tree.remove()
             raise
         finally:
             stdio.close_child_ends()
+            if tree is not None:
+                tree.close_directory_fd()
+        child.kill_tree = bool(kill_tree)
+        child.leads_group = leads_group
+        if tree is not None:
+            child.on_exit(tree.remove_when_empty_later(watcher))
 
         # From here the parent's pipe ends belong to these file objects,
         # which asyncio's pipe transports close (or _connect_pipes, on failure).
@@ -262,7 +297,16 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
 
     def send_signal(self, signal_number: int) -> None:
         self._check_proc()
-        self._child.send_signal(signal_number)
+        child = self._child
+        if child.kill_tree or child.cgroup is not None:
+            child.signal_tree(signal_number)
+        else:
+            child.send_signal(signal_number)
+
+    def signal_tree(self, signal_number: int) -> None:
+        """Signal the child's cgroup, else its process group; see Child.signal_tree."""
+        self._check_proc()
+        self._child.signal_tree(signal_number)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)

@@ -62,8 +62,10 @@ async def test_rusage_on_result():
 
 
 async def test_rusage_open_process():
-    process = await aiospawn.open_process(["true"], stdin=None, stdout=None, stderr=None)
+    # cat runs until its stdin closes, so it cannot have been reaped yet.
+    process = await aiospawn.open_process(["cat"], stdout=None, stderr=None)
     assert process.rusage is None
+    await process.stdin.aclose()
     await process.wait()
     assert process.rusage is not None
     assert process.rusage.max_rss > 0

@@ -403,3 +403,60 @@ async def test_exec_failures_in_a_row(backend):
     for _ in range(300):
         with pytest.raises(FileNotFoundError):
             await aiospawn.create_subprocess_exec("aiospawn-no-such-program")
+
+
+# -- aiospawn extras on the asyncio drop-in --------------------------------------
+
+
+async def test_extras_rusage_and_rlimits():
+    process = await aiospawn.create_subprocess_exec(
+        "sh", "-c", "read line; ulimit -Sn", stdin=PIPE, stdout=PIPE, rlimits={"RLIMIT_NOFILE": 99}
+    )
+    assert process.rusage is None
+    stdout, _ = await process.communicate(b"go\n")
+    assert stdout == b"99\n"
+    assert process.rusage is not None
+
+
+async def test_extras_kill_tree(tmp_path):
+    marker = tmp_path / "pid"
+    process = await aiospawn.create_subprocess_exec(
+        "sh", "-c", f"sleep 30 & echo $! > {marker}; wait", kill_tree=True
+    )
+    while not marker.exists() or not marker.read_text().strip():
+        await asyncio.sleep(0.01)
+    process.kill()
+    assert await process.wait() == -signal.SIGKILL
+    grandchild = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{grandchild}") and time.monotonic() < deadline:
+        with open(f"/proc/{grandchild}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        await asyncio.sleep(0.02)
+    else:
+        assert not os.path.exists(f"/proc/{grandchild}")
+
+
+async def test_kill_tree_method_needs_group():
+    process = await aiospawn.create_subprocess_exec("sleep", "30")
+    with pytest.raises(ValueError, match="kill_tree=True"):
+        process.kill_tree()
+    process.kill()
+    await process.wait()
+
+
+async def test_kill_tree_method():
+    process = await aiospawn.create_subprocess_exec("sleep", "30", start_new_session=True)
+    process.kill_tree()
+    assert await process.wait() == -signal.SIGKILL
+
+
+async def test_pty_rejected():
+    with pytest.raises(ValueError, match="open_process"):
+        await aiospawn.create_subprocess_exec("true", stdout=aiospawn.PTY)
+
+
+async def test_termination_rejected():
+    with pytest.raises(TypeError):
+        await aiospawn.create_subprocess_exec("true", termination=aiospawn.KILL)
