@@ -6,10 +6,7 @@ takes one of them in a process of its own.
 A method is a way of spawning and awaiting children: a mode of the C
 program floor.c, or a Python API (``api``, implemented in worker.py)
 driven by an event loop (``loop``: "asyncio", "uvloop", "trio", or None
-for blocking code). Adding a row is adding one ``Method`` to ``METHODS``;
-for instance, once aiospawn runs under trio:
-
-    Method("aiospawn run, trio", api="aiospawn.run", loop="trio", needs=("trio",))
+for blocking code). Adding a row is adding one ``Method`` to ``METHODS``.
 """
 
 from __future__ import annotations
@@ -68,6 +65,9 @@ METHODS: tuple[Method, ...] = (
     Method("aiospawn run, uvloop", api="aiospawn.run", loop="uvloop", needs=("uvloop",), main=True),
     Method("aiospawn exec", api="aiospawn.exec", main=True),
     Method("aiospawn exec, uvloop", api="aiospawn.exec", loop="uvloop", needs=("uvloop",), main=True),
+    Method("aiospawn run, trio", api="aiospawn.run", loop="trio", needs=("trio",), main=True),
+    Method("aiospawn open_process, trio", api="aiospawn.open_process", loop="trio", needs=("trio",)),
+    Method("aiospawn open_process", api="aiospawn.open_process"),
     # aiospawn with each backend forced, on asyncio's loop.
     _backend("aiospawn run [clone3]", "aiospawn.run", "clone3"),
     _backend("aiospawn run [clone]", "aiospawn.run", "clone"),
@@ -97,6 +97,7 @@ LEGEND = {
     "C fork": "floor.c with fork, then pidfd_open",
     "aiospawn run": "await aiospawn.run(...) (stdout=PIPE to capture)",
     "aiospawn exec": "aiospawn.create_subprocess_exec + wait() / communicate() / stdout.read()",
+    "aiospawn open_process": "aiospawn.open_process + wait() / reading stdout, on the named loop",
     "[backend]": "AIOSPAWN_BACKEND forced to that backend",
     ASYNCIO: "asyncio.create_subprocess_exec + wait() / communicate() / stdout.read()",
     "trio": "trio.run_process (trio.lowlevel.open_process to stream)",

@@ -211,6 +211,36 @@ class AiospawnRun(AsyncApi):
         raise NotImplementedError("run() collects the output; it cannot stream it")
 
 
+class AiospawnOpenProcess(AsyncApi):
+    """aiospawn.open_process, the anyio.abc.Process, on whichever loop drives it."""
+
+    async def wait(self, argv: list[str]) -> None:
+        import aiospawn
+
+        process = await aiospawn.open_process(argv, stdin=None, stdout=None, stderr=None)
+        await process.wait()
+
+    async def capture(self, argv: list[str]) -> bytes:
+        import aiospawn
+
+        process = await aiospawn.open_process(argv, stdin=None, stderr=None)
+        chunks = []
+        async with process:
+            async for chunk in process.stdout:
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def stream(self, argv: list[str]) -> int:
+        import aiospawn
+
+        process = await aiospawn.open_process(argv, stdin=None, stderr=None)
+        total = 0
+        async with process:
+            async for chunk in process.stdout:
+                total += len(chunk)
+        return total
+
+
 class AsyncioStyleExec(AsyncApi):
     """create_subprocess_exec + wait/communicate, from a module with that API."""
 
@@ -395,6 +425,7 @@ class PosixSpawn(BlockingApi):
 APIS: dict[str, Callable[[Any], Any]] = {
     "aiospawn.run": AiospawnRun,
     "aiospawn.exec": lambda loop: AsyncioStyleExec(loop, "aiospawn"),
+    "aiospawn.open_process": AiospawnOpenProcess,
     "asyncio.exec": lambda loop: AsyncioStyleExec(loop, "asyncio"),
     "trio.run_process": TrioRunProcess,
     "anyio.run_process": AnyioRunProcess,
