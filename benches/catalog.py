@@ -68,6 +68,10 @@ METHODS: tuple[Method, ...] = (
     Method("aiospawn run, trio", api="aiospawn.run", loop="trio", needs=("trio",), main=True),
     Method("aiospawn open_process, trio", api="aiospawn.open_process", loop="trio", needs=("trio",)),
     Method("aiospawn open_process", api="aiospawn.open_process"),
+    Method(
+        "aiospawn run, all options", api="aiospawn.run.all_options",
+        measures=frozenset({"true", "echo", "stall"}),
+    ),
     # aiospawn with each backend forced, on asyncio's loop.
     _backend("aiospawn run [clone3]", "aiospawn.run", "clone3"),
     _backend("aiospawn run [clone]", "aiospawn.run", "clone"),
@@ -98,6 +102,7 @@ LEGEND = {
     "aiospawn run": "await aiospawn.run(...) (stdout=PIPE to capture)",
     "aiospawn exec": "aiospawn.create_subprocess_exec + wait() / communicate() / stdout.read()",
     "aiospawn open_process": "aiospawn.open_process + wait() / reading stdout, on the named loop",
+    "aiospawn run, all options": "aiospawn.run with rlimits (2), pdeathsig, kill_tree, umask and cwd",
     "[backend]": "AIOSPAWN_BACKEND forced to that backend",
     ASYNCIO: "asyncio.create_subprocess_exec + wait() / communicate() / stdout.read()",
     "trio": "trio.run_process (trio.lowlevel.open_process to stream)",

@@ -211,6 +211,36 @@ class AiospawnRun(AsyncApi):
         raise NotImplementedError("run() collects the output; it cannot stream it")
 
 
+class AiospawnRunAllOptions(AsyncApi):
+    """aiospawn.run with every housekeeping option beyond subprocess enabled.
+
+    Compared with the plain "aiospawn run" row, it shows what the extra
+    steps in the child (setrlimit, the parent-death signal and its check,
+    a new process group, umask, chdir) cost per spawn.
+    """
+
+    options: dict[str, Any] = {
+        "rlimits": {"RLIMIT_NOFILE": 1024, "RLIMIT_CORE": 0},
+        "pdeathsig": 9,
+        "kill_tree": True,
+        "umask": 0o022,
+        "cwd": "/",
+    }
+
+    async def wait(self, argv: list[str]) -> None:
+        import aiospawn
+
+        await aiospawn.run(argv, **self.options)
+
+    async def capture(self, argv: list[str]) -> bytes:
+        import aiospawn
+
+        return (await aiospawn.run(argv, stdout=aiospawn.PIPE, **self.options)).stdout
+
+    async def stream(self, argv: list[str]) -> int:
+        raise NotImplementedError("run() collects the output; it cannot stream it")
+
+
 class AiospawnOpenProcess(AsyncApi):
     """aiospawn.open_process, the anyio.abc.Process, on whichever loop drives it."""
 
@@ -426,6 +456,7 @@ APIS: dict[str, Callable[[Any], Any]] = {
     "aiospawn.run": AiospawnRun,
     "aiospawn.exec": lambda loop: AsyncioStyleExec(loop, "aiospawn"),
     "aiospawn.open_process": AiospawnOpenProcess,
+    "aiospawn.run.all_options": AiospawnRunAllOptions,
     "asyncio.exec": lambda loop: AsyncioStyleExec(loop, "asyncio"),
     "trio.run_process": TrioRunProcess,
     "anyio.run_process": AnyioRunProcess,
