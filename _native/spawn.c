@@ -291,8 +291,13 @@ static int add_posix_steps(const struct aiospawn_request *request,
             result = posix_spawn_file_actions_adddup2(actions, step->a, step->a);
             break;
         case AIOSPAWN_STEP_CHDIR:
+#if __GLIBC_PREREQ(2, 29)
             result = posix_spawn_file_actions_addchdir_np(actions, step->path);
             break;
+#else
+            slot->failed_step = i;
+            return -ENOTSUP;
+#endif
         case AIOSPAWN_STEP_SETSID:
             *flags |= POSIX_SPAWN_SETSID;
             break;
