@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class ResourceUsage:
         return cls(utime_us / 1e6, stime_us / 1e6, maxrss_kb, minflt, majflt, nvcsw, nivcsw)
 
 
-class CompletedProcess(subprocess.CompletedProcess, Generic[T]):  # type: ignore[type-arg]
+class CompletedProcess(subprocess.CompletedProcess[T]):
     """subprocess.CompletedProcess with the child's resource usage.
 
     ``rusage`` is None only when another waiter reaped the child before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import locale
 import subprocess
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._cgroup import Cgroup
 from ._child import Child
@@ -22,6 +22,238 @@ _PREEXEC_MESSAGE = (
     "Use the declarative options instead: cwd, umask, start_new_session, "
     "process_group, user, group, extra_groups, pass_fds, close_fds and restore_signals"
 )
+
+
+# The overloads give run() the return type subprocess.run has in typeshed:
+# CompletedProcess[str] when text, encoding, errors or universal_newlines
+# selects text mode, CompletedProcess[bytes] when none does, and
+# CompletedProcess[Any] when that is only known at run time (text=flag).
+@overload
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: Literal[True],
+    encoding: str | None = None,
+    errors: str | None = None,
+    universal_newlines: bool | None = None,
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
+    preexec_fn: Any = None,
+    termination: Termination = KILL,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[str]: ...
+
+
+@overload
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: bool | None = None,
+    encoding: str,
+    errors: str | None = None,
+    universal_newlines: bool | None = None,
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
+    preexec_fn: Any = None,
+    termination: Termination = KILL,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[str]: ...
+
+
+@overload
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: bool | None = None,
+    encoding: str | None = None,
+    errors: str,
+    universal_newlines: bool | None = None,
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
+    preexec_fn: Any = None,
+    termination: Termination = KILL,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[str]: ...
+
+
+@overload
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: bool | None = None,
+    encoding: str | None = None,
+    errors: str | None = None,
+    universal_newlines: Literal[True],
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
+    preexec_fn: Any = None,
+    termination: Termination = KILL,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[str]: ...
+
+
+@overload
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: Literal[False] | None = None,
+    encoding: None = None,
+    errors: None = None,
+    universal_newlines: Literal[False] | None = None,
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
+    preexec_fn: Any = None,
+    termination: Termination = KILL,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[bytes]: ...
+
+
+@overload
+async def run(
+    args: Any,
+    *,
+    stdin: Any = None,
+    input: bytes | str | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    capture_output: bool = False,
+    check: bool = False,
+    timeout: float | None = None,
+    cwd: Any = None,
+    env: Mapping[Any, Any] | None = None,
+    text: bool | None = None,
+    encoding: str | None = None,
+    errors: str | None = None,
+    universal_newlines: bool | None = None,
+    pass_fds: Any = (),
+    close_fds: bool = True,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    umask: int = -1,
+    restore_signals: bool = True,
+    shell: bool = False,
+    executable: Any = None,
+    user: Any = None,
+    group: Any = None,
+    extra_groups: Any = None,
+    preexec_fn: Any = None,
+    termination: Termination = KILL,
+    kill_tree: bool = False,
+    cgroup: bool | str | None = None,
+    rlimits: Mapping[Any, Any] | None = None,
+    pdeathsig: int | None = None,
+    pty_size: tuple[int, int] | None = None,
+) -> CompletedProcess[Any]: ...
 
 
 async def run(
