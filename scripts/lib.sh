@@ -29,15 +29,17 @@ prepare_venv() {
     local venv="$ROOT/.venv/py$version"
     local stamp="$venv/.aiospawn-installed"
     local digest
-    digest="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/_native/* | sha256sum | cut -d' ' -f1)-$extras"
+    digest="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/aiospawn/__init__.py" "$ROOT"/_native/* \
+        | sha256sum | cut -d' ' -f1)-$extras"
 
     if [ ! -x "$venv/bin/python" ]; then
         "$python" -m venv "$venv" >&2
     fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ] || [ ! -e "$ROOT"/aiospawn/_core.abi3.so ]; then
         echo "Installing aiospawn[$extras] into .venv/py$version (builds the C core)..." >&2
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" >&2
+        rm -f "$stamp"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || return 1
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" >&2 || return 1
         echo "$digest" > "$stamp"
     fi
     echo "$venv"
