@@ -12,6 +12,7 @@ pidfd, so they can never reach a process that reused the pid.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import select
 import signal
@@ -23,7 +24,7 @@ from ._child import Child
 from ._errors import ExitStatusUnknownError
 from ._options import make_cgroup, prepare
 from ._spawn import spawn
-from ._stdio import PTY, Stdio
+from ._stdio import PTY, Stdio, pty_index
 from ._watcher import watcher_for
 
 PREEXEC_FN_MESSAGE = (
@@ -173,14 +174,15 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             raise ValueError("startupinfo is only supported on Windows platforms")
         if creationflags != 0:
             raise ValueError("creationflags is only supported on Windows platforms")
-        if PTY in (stdin, stdout, stderr):
+        if stdin is PTY and type(self._loop).__module__.startswith("uvloop"):
+            # uvloop's write transport also reads its fd to notice a closed
+            # peer, and on a terminal master that swallows the child's output.
             raise ValueError(
-                "aiospawn.PTY is not supported by create_subprocess_exec: asyncio's pipe "
-                "transports treat the end of a terminal (EIO) as an error. "
-                "Use aiospawn.run or aiospawn.open_process for a pseudo-terminal"
+                "stdin=aiospawn.PTY is not supported on uvloop's create_subprocess_exec; "
+                "use it on asyncio's own loop, or aiospawn.open_process / aiospawn.run"
             )
-        if pty_size is not None:
-            raise ValueError("pty_size needs a stream that is aiospawn.PTY, which this API does not support")
+        pty_fd = pty_index(stdin, stdout, stderr)
+        self._pty_streams = {index for index, option in enumerate((stdin, stdout, stderr)) if option is PTY}
         command, script, leads_group = prepare(
             args,
             executable=executable,
@@ -198,12 +200,13 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             extra_groups=extra_groups,
             rlimits=rlimits,
             pdeathsig=pdeathsig,
+            pty_fd=pty_fd,
             kill_tree=kill_tree,
         )
         loop = self._loop
         watcher = watcher_for(loop)
 
-        stdio = Stdio(stdin, stdout, stderr, pipesize=pipesize, blocking_parent=True)
+        stdio = Stdio(stdin, stdout, stderr, pipesize=pipesize, blocking_parent=True, pty_size=pty_size)
         try:
             tree = make_cgroup(cgroup)
         except BaseException:
@@ -238,6 +241,13 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
         # asyncio types _proc as a Popen; ChildHandle has the part of its API that asyncio uses.
         self._proc = ChildHandle(child, args, files)  # type: ignore[assignment]
         child.on_exit(self._on_child_exit)
+
+    def _pipe_connection_lost(self, fd: int, exc: BaseException | None) -> None:
+        # A pseudo-terminal master reports EIO once the child side is
+        # closed: that is its end of file, not an error.
+        if fd in getattr(self, "_pty_streams", ()) and isinstance(exc, OSError) and exc.errno == errno.EIO:
+            exc = None
+        super()._pipe_connection_lost(fd, exc)
 
     def _on_child_exit(self) -> None:
         child = self._child

@@ -452,9 +452,35 @@ async def test_kill_tree_method():
     assert await process.wait() == -signal.SIGKILL
 
 
-async def test_pty_rejected():
-    with pytest.raises(ValueError, match="open_process"):
-        await aiospawn.create_subprocess_exec("true", stdout=aiospawn.PTY)
+async def test_pty_streams():
+    code = "import os; print(os.isatty(0), os.isatty(1)); print(input())"
+    process = await aiospawn.create_subprocess_exec(
+        *python(code), stdin=aiospawn.PTY, stdout=aiospawn.PTY, pty_size=(20, 70)
+    )
+    process.stdin.write(b"typed\n")
+    output = await process.stdout.read()
+    assert output.endswith(b"True True\r\ntyped\r\n")
+    assert await process.wait() == 0
+
+
+@pytest.mark.both_loops
+async def test_pty_stdout_size():
+    process = await aiospawn.create_subprocess_exec(
+        "sh", "-c", "stty size < /dev/tty", stdout=aiospawn.PTY, pty_size=(21, 71)
+    )
+    stdout, _ = await process.communicate()
+    assert stdout == b"21 71\r\n"
+    assert process.returncode == 0
+
+
+async def test_pty_stdin_uvloop_rejected():
+    import uvloop
+
+    async def main():
+        await aiospawn.create_subprocess_exec("cat", stdin=aiospawn.PTY, stdout=aiospawn.PTY)
+
+    with pytest.raises(ValueError, match="uvloop"):
+        await asyncio.to_thread(uvloop.run, main())
 
 
 async def test_termination_rejected():
