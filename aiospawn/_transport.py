@@ -174,11 +174,13 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             raise ValueError("startupinfo is only supported on Windows platforms")
         if creationflags != 0:
             raise ValueError("creationflags is only supported on Windows platforms")
-        if stdin is PTY and type(self._loop).__module__.startswith("uvloop"):
+        if PTY in (stdin, stdout, stderr) and type(self._loop).__module__.startswith("uvloop"):
             # uvloop's write transport also reads its fd to notice a closed
-            # peer, and on a terminal master that swallows the child's output.
+            # peer, which on a terminal master swallows the child's output,
+            # and its read transport was seen to wait forever for the end of
+            # a terminal (uvloop 0.23, Python 3.13).
             raise ValueError(
-                "stdin=aiospawn.PTY is not supported on uvloop's create_subprocess_exec; "
+                "aiospawn.PTY is not supported by create_subprocess_exec on uvloop; "
                 "use it on asyncio's own loop, or aiospawn.open_process / aiospawn.run"
             )
         pty_fd = pty_index(stdin, stdout, stderr)
