@@ -139,10 +139,18 @@ def capabilities() -> Capabilities:
     if _cached is not None:
         return _cached
     results, transient = _probe()
-    chosen = _choose(results)
-    if not transient:
-        _cached = chosen
-    return chosen
+    if transient:
+        # Out of fds, memory or processes: the features may well exist, so
+        # report the shortage itself, as a spawn would, and probe again
+        # next time instead of falling back.
+        error_number = next(value for value in results.values() if value in _TRANSIENT_ERRORS)
+        raise OSError(
+            error_number,
+            f"probing the kernel's spawn features failed: {os.strerror(error_number)}; "
+            "free some resources and retry",
+        )
+    _cached = _choose(results)
+    return _cached
 
 
 def backend_id() -> int:

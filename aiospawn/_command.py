@@ -56,6 +56,8 @@ class Command:
     __slots__ = ("program", "argv", "paths", "envp", "_keepalive")
 
     def __init__(self, args: Any, executable: Any, shell: bool, env: Mapping[Any, Any] | None):
+        if env is not None and not isinstance(env, Mapping):
+            raise TypeError(f"env must be a mapping of names to values, not {type(env).__name__}")
         items: list[Any]
         if isinstance(args, (str, bytes)):
             items = [args]

@@ -244,6 +244,21 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
         self._proc = ChildHandle(child, args, files)  # type: ignore[assignment]
         child.on_exit(self._on_child_exit)
 
+    def _process_exited(self, returncode: int) -> None:
+        if getattr(self, "_exec_failed", False):
+            self._returncode = returncode
+            self._wake_exit_waiters()
+            return
+        super()._process_exited(returncode)
+
+    def _wake_exit_waiters(self) -> None:
+        if self._returncode is None:
+            return
+        waiters, self._exit_waiters = self._exit_waiters or [], []
+        for waiter in waiters:
+            if not waiter.cancelled():
+                waiter.set_result(self._returncode)
+
     def _pipe_connection_lost(self, fd: int, exc: BaseException | None) -> None:
         # A pseudo-terminal master reports EIO once the child side is
         # closed: that is its end of file, not an error.
@@ -273,6 +288,12 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
                 await self._child.wait_exec(self._loop)
             except BaseException as error:
                 self._close_unconnected_pipes()
+                # The protocol was never connected, so it gets no callbacks:
+                # the exit only wakes _wait(), which the caller awaits while
+                # cleaning up (see _process_exited).
+                self._exec_failed = True
+                self._pipes = {}
+                self._wake_exit_waiters()
                 if waiter is not None and not waiter.cancelled():
                     waiter.set_exception(error)
                 return

@@ -29,12 +29,7 @@ from aiospawn import DEVNULL, PIPE, STDOUT
 ACCEPTED = (ValueError, TypeError, OSError)
 
 # Known bugs, kept as strict xfails until fixed.
-ENV_NOT_MAPPING = "_command._exec_dirs calls env.get before _encode_env checks that env is a Mapping"
 OVERFLOW = "values beyond the 32-bit C fields raise OverflowError from cffi instead of ValueError"
-TRANSIENT_PROBE = (
-    "_capabilities._choose treats a probe that failed with EMFILE or EAGAIN as a missing "
-    "feature: it falls back to posix_spawn or raises BackendUnavailableError"
-)
 APIS = ["run", "exec", "open_process"]
 MIB = 1 << 20
 
@@ -91,7 +86,7 @@ async def test_bad_env_key(api, env):
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("env", [
     {"A": 1}, {1: "a"}, {"A": None},
-    pytest.param(["A=b"], marks=pytest.mark.xfail(strict=True, reason=ENV_NOT_MAPPING)),
+    ["A=b"],
 ])
 async def test_env_type(api, env):
     with pytest.raises(TypeError):
@@ -273,7 +268,6 @@ def emfile_report():
     return json_result(run_python(EMFILE_SCRIPT, timeout=120))
 
 
-@pytest.mark.xfail(strict=True, reason=TRANSIENT_PROBE)
 def test_emfile_clear_error(emfile_report):
     unexpected = [item for item in emfile_report["outcomes"] if item[2] not in ("ok", "EMFILE")]
     assert unexpected == []
@@ -362,9 +356,7 @@ def eagain_report(request):
     return json_result(run_python(code, timeout=120))
 
 
-def test_eagain_clear_error(eagain_report, request):
-    if request.node.callspec.params["eagain_report"] == "probe_under_limit":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=TRANSIENT_PROBE))
+def test_eagain_clear_error(eagain_report):
     unexpected = [item for item in eagain_report["outcomes"] if item[2] != "EAGAIN"]
     assert unexpected == []
 

@@ -54,10 +54,6 @@ WAIT_ALL = 0x40000000  # __WALL: aiospawn's children have no exit signal until t
 KEEPS_STATUS = pidfd_keeps_exit_status()
 
 # Known bugs, kept as xfails until fixed: strict unless the failure depends on timing.
-TRANSPORT_HANG = (
-    "SubprocessTransport._connect_pipes leaves the None placeholders of self._pipes when "
-    "wait_exec fails, so _try_finish never wakes _wait() if the cancel came before the exit"
-)
 LOOP_KEPT_ALIVE = (
     "_watchers is a WeakKeyDictionary whose AsyncioWatcher values reach their loop "
     "(idle TimerHandle, Child exit callbacks), so an abandoned loop is never collected"
@@ -155,11 +151,8 @@ async def test_cancel_exec_sweep(backend, live_children):
         assert live_children() == set(), f"child left after a cancel at iteration {iterations}"
 
 
-async def test_cancel_exec_failure_sweep(backend, live_children, request):
+async def test_cancel_exec_failure_sweep(backend, live_children):
     # The exec fails: the cancel lands while the failed child is reaped.
-    if backend != "posix_spawn":
-        # Not strict: whether the cancel lands before the exit is processed depends on timing.
-        request.applymarker(pytest.mark.xfail(strict=False, reason=TRANSPORT_HANG))
     for iterations in [*range(0, 20)] * 3:
         outcome = await cancel_after(expect_missing(), iterations)
         assert outcome in ("cancelled", "raised"), f"outcome {outcome!r} after a cancel at iteration {iterations}"
