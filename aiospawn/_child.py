@@ -182,7 +182,7 @@ class Child:
 
     async def _wait_status_eof(self, context: Any) -> None:
         # EOF comes at exec, where the kernel closes the close-on-exec write
-        # end, or at exit; the slot tells which.
+        # end, or at exit. The slot's error record shows which of the two.
         fd = self._status_fd
         eof = context.new_waiter()
 

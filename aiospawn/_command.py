@@ -360,9 +360,10 @@ def _cached_script(
     # The order follows CPython's _posixsubprocess, so the same failure
     # surfaces first: cwd, umask, signals, session, group, credentials
     # (supplementary groups, then gid, then uid, the only safe order), fds.
-    # The controlling terminal needs the new session; limits come before
-    # the credentials change, which could forbid raising them; the parent
-    # death signal comes after it, because changing credentials clears it.
+    # The controlling terminal needs the new session. Limits come before
+    # the credentials change, because it could forbid raising them. The
+    # parent-death signal comes after it, because changing credentials
+    # clears that signal.
     steps: list[tuple[int, int, int, int, int, Any, str, Any, bool]] = []
 
     if cwd_bytes is not None:

@@ -20,7 +20,7 @@ from ._watcher import EVENT_READ, EVENT_WRITE, Watcher
 _READ_SIZE = 1 << 16
 _WRITE_SIZE = 1 << 16
 # A child that fills the pipe gets a larger one and larger reads, so a
-# stream costs fewer loop iterations; short outputs never pay for it.
+# stream costs fewer loop iterations. Short outputs never pay for it.
 _FAST_PIPE_SIZE = 1 << 20
 _FAST_READ_SIZE = 1 << 18
 

@@ -20,9 +20,9 @@ import anyio.lowlevel
 
 from ._child import Child
 from ._context import current_context
-from ._options import make_cgroup, prepare
+from ._options import prepare
 from ._results import ResourceUsage
-from ._spawn import spawn
+from ._spawn import spawn_with_stdio
 from ._stdio import PIPE, Stdio, pty_index
 from ._transport import PREEXEC_FN_MESSAGE
 
@@ -225,7 +225,7 @@ async def open_process(
     if preexec_fn is not None:
         raise ValueError(PREEXEC_FN_MESSAGE)
     shell = isinstance(command, (str, bytes))
-    command_data, script, _ = prepare(
+    command_data, script, leads_group = prepare(
         command,
         executable=executable,
         shell=shell,
@@ -249,32 +249,17 @@ async def open_process(
     watcher = context.watcher()
 
     stdio = Stdio(stdin, stdout, stderr, pty_size=pty_size)
-    try:
-        tree = make_cgroup(cgroup)
-    except BaseException:
-        stdio.close_child_ends()
-        stdio.close_parent_ends()
-        raise
-    try:
-        child = spawn(
-            watcher,
-            command_data,
-            script,
-            stdio.child_fd_triple(),
-            command,
-            report_exec=True,
-            cgroup=tree,
-        )
-    except BaseException:
-        stdio.close_parent_ends()
-        if tree is not None:
-            tree.remove()
-        raise
-    finally:
-        stdio.close_child_ends()
-        if tree is not None:
-            tree.close_directory_fd()
-    child.kill_tree = bool(kill_tree)
+    child, tree = spawn_with_stdio(
+        watcher,
+        command_data,
+        script,
+        command,
+        stdio,
+        cgroup,
+        kill_tree=kill_tree,
+        leads_group=leads_group,
+        report_exec=True,
+    )
     if tree is not None:
         child.on_exit(tree.remove_when_empty_later(watcher))
 

@@ -62,7 +62,7 @@ def prepare(
 
 
 def make_cgroup(cgroup: Any) -> Cgroup | None:
-    """Create the cgroup that cgroup= asks for: True for one under this process's own, or a parent path."""
+    """Create the cgroup that cgroup= requests: True for one under this process's own, or a parent path."""
     if cgroup is None or cgroup is False:
         return None
     if cgroup is True:

@@ -11,9 +11,9 @@ from ._cgroup import Cgroup
 from ._child import Child
 from ._communicate import Communication
 from ._context import current_context
-from ._options import make_cgroup, prepare
+from ._options import prepare
 from ._results import CompletedProcess
-from ._spawn import spawn
+from ._spawn import spawn_with_stdio
 from ._stdio import PIPE, Stdio, pty_index
 from ._termination import KILL, Termination, stop_child
 
@@ -352,7 +352,7 @@ async def run(
             "termination signals the process group, but the child would not lead one; "
             "pass kill_tree=True, start_new_session=True or process_group=0"
         )
-    command, script, _ = prepare(
+    command, script, leads_group = prepare(
         args,
         executable=executable,
         shell=shell,
@@ -375,28 +375,12 @@ async def run(
     context = current_context()
     watcher = context.watcher()
 
-    # Acquire: the Stdio owns its fds, and run() the cgroup, until the
-    # child exists; then the child's ends close here and the parent's ends
-    # belong to Communication.
+    # Acquire: the Stdio owns its fds until the child exists. Then the
+    # child's ends are closed and the parent's ends belong to Communication.
     stdio = Stdio(stdin, stdout, stderr, pty_size=pty_size)
-    try:
-        tree = make_cgroup(cgroup)
-    except BaseException:
-        stdio.close_child_ends()
-        stdio.close_parent_ends()
-        raise
-    try:
-        child = spawn(watcher, command, script, stdio.child_fd_triple(), args, cgroup=tree)
-    except BaseException:
-        stdio.close_parent_ends()
-        if tree is not None:
-            tree.remove()
-        raise
-    finally:
-        stdio.close_child_ends()
-        if tree is not None:
-            tree.close_directory_fd()
-    child.kill_tree = bool(kill_tree)
+    child, tree = spawn_with_stdio(
+        watcher, command, script, args, stdio, cgroup, kill_tree=kill_tree, leads_group=leads_group
+    )
     if tree is not None:
         # Descendants still running when the child exits are killed, so
         # pipes they hold reach EOF and the cgroup empties.

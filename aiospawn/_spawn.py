@@ -7,10 +7,13 @@ import os
 from typing import Any
 
 from . import _capabilities
+from ._cgroup import Cgroup
 from ._child import Child
 from ._command import Command, Script
 from ._core import ffi, lib
 from ._errors import BackendUnavailableError, ExitStatusUnknownError
+from ._options import make_cgroup
+from ._stdio import Stdio
 from ._watcher import Watcher
 
 _STATUS_PIPE = lib.AIOSPAWN_REQUEST_STATUS_PIPE
@@ -126,4 +129,46 @@ def spawn(
     return child
 
 
-__all__ = ["spawn"]
+def spawn_with_stdio(
+    watcher: Watcher,
+    command: Command,
+    script: Script,
+    args: Any,
+    stdio: Stdio,
+    cgroup: Any,
+    *,
+    kill_tree: bool,
+    leads_group: bool,
+    report_exec: bool = False,
+) -> tuple[Child, Cgroup | None]:
+    """Create the cgroup that cgroup= requests and spawn the child into it with stdio's fds.
+
+    stdio and the cgroup belong to the caller until this returns. On
+    failure every fd of stdio is closed and the cgroup removed; on success
+    the child's ends are closed and the parent's ends stay with stdio.
+    """
+    try:
+        tree = make_cgroup(cgroup)
+    except BaseException:
+        stdio.close_child_ends()
+        stdio.close_parent_ends()
+        raise
+    try:
+        child = spawn(
+            watcher, command, script, stdio.child_fd_triple(), args, report_exec=report_exec, cgroup=tree
+        )
+    except BaseException:
+        stdio.close_parent_ends()
+        if tree is not None:
+            tree.remove()
+        raise
+    finally:
+        stdio.close_child_ends()
+        if tree is not None:
+            tree.close_directory_fd()
+    child.kill_tree = bool(kill_tree)
+    child.leads_group = leads_group
+    return child, tree
+
+
+__all__ = ["spawn", "spawn_with_stdio"]

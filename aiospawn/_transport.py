@@ -22,8 +22,8 @@ from typing import Any
 
 from ._child import Child
 from ._errors import ExitStatusUnknownError
-from ._options import make_cgroup, prepare
-from ._spawn import spawn
+from ._options import prepare
+from ._spawn import spawn_with_stdio
 from ._stdio import PTY, Stdio, pty_index
 from ._watcher import watcher_for
 
@@ -209,27 +209,17 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
         watcher = watcher_for(loop)
 
         stdio = Stdio(stdin, stdout, stderr, pipesize=pipesize, blocking_parent=True, pty_size=pty_size)
-        try:
-            tree = make_cgroup(cgroup)
-        except BaseException:
-            stdio.close_child_ends()
-            stdio.close_parent_ends()
-            raise
-        try:
-            child = spawn(
-                watcher, command, script, stdio.child_fd_triple(), args, report_exec=True, cgroup=tree
-            )
-        except BaseException:
-            stdio.close_parent_ends()
-            if tree is not None:
-                tree.remove()
-            raise
-        finally:
-            stdio.close_child_ends()
-            if tree is not None:
-                tree.close_directory_fd()
-        child.kill_tree = bool(kill_tree)
-        child.leads_group = leads_group
+        child, tree = spawn_with_stdio(
+            watcher,
+            command,
+            script,
+            args,
+            stdio,
+            cgroup,
+            kill_tree=kill_tree,
+            leads_group=leads_group,
+            report_exec=True,
+        )
         if tree is not None:
             child.on_exit(tree.remove_when_empty_later(watcher))
 
