@@ -69,7 +69,8 @@ METHODS: tuple[Method, ...] = (
     Method("aiospawn open_process, trio", api="aiospawn.open_process", loop="trio", needs=("trio",)),
     Method("aiospawn open_process", api="aiospawn.open_process"),
     Method(
-        "aiospawn run, all options", api="aiospawn.run.all_options",
+        "aiospawn run, all options",
+        api="aiospawn.run.all_options",
         measures=frozenset({"true", "echo", "stall"}),
     ),
     # aiospawn with each backend forced, on asyncio's loop.
@@ -143,8 +144,14 @@ MEASURES: tuple[Measure, ...] = (
     Measure("true", "Sequential spawn + wait of /bin/true", "wall_us", "µs/spawn"),
     Measure("echo", "Sequential spawn of echo with stdout captured", "wall_us", "µs/spawn"),
     Measure("wakeup", "Exit-to-wakeup latency", "latency_us", "µs"),
-    Measure("stall", "Event-loop stall while spawning (1 ms ticker)", "p99_us", "µs",
-            for_c=False, for_blocking=False),
+    Measure(
+        "stall",
+        "Event-loop stall while spawning (1 ms ticker)",
+        "p99_us",
+        "µs",
+        for_c=False,
+        for_blocking=False,
+    ),
     Measure("concurrent", "Concurrent sleep children", "wall_s", "s", heavy=True),
     Measure("inflight", "Throughput with spawns in flight", "per_s", "spawns/s", higher_is_better=True),
     Measure("big-parent", "Spawn from a big parent", "wall_us", "µs/spawn", heavy=True),

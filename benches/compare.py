@@ -92,9 +92,24 @@ MODES = {
     "quick": Sizes("quick", ("true", "echo"), False, rounds=3, count=100),
     "full": Sizes("full", ALL_MEASURES, True),
     "smoke": Sizes(
-        "smoke", ALL_MEASURES, False, rounds=1, heavy_rounds=1, count=5, wakeup_count=5,
-        stall_true=10, stall_python=2, ballast_mib=32, big_count=5, concurrent=(10,), sleep="0.05",
-        inflight_count=16, inflight=4, stdout_bytes=4 * MIB, collect_bytes=MIB, time_limit=5.0,
+        "smoke",
+        ALL_MEASURES,
+        False,
+        rounds=1,
+        heavy_rounds=1,
+        count=5,
+        wakeup_count=5,
+        stall_true=10,
+        stall_python=2,
+        ballast_mib=32,
+        big_count=5,
+        concurrent=(10,),
+        sleep="0.05",
+        inflight_count=16,
+        inflight=4,
+        stdout_bytes=4 * MIB,
+        collect_bytes=MIB,
+        time_limit=5.0,
     ),
 }
 
@@ -127,28 +142,48 @@ def variants(measure: str, sizes: Sizes) -> list[Variant]:
         return [
             Variant("/bin/true", {"child": "true", "count": sizes.stall_true}),
             Variant("python -c pass", {"child": "python", "count": sizes.stall_python}, main_only=True),
-            Variant(f"/bin/true, {ballast} parent",
-                    {"child": "true", "count": sizes.stall_true, "ballast_mib": sizes.ballast_mib},
-                    heavy=True, main_only=True),
+            Variant(
+                f"/bin/true, {ballast} parent",
+                {"child": "true", "count": sizes.stall_true, "ballast_mib": sizes.ballast_mib},
+                heavy=True,
+                main_only=True,
+            ),
         ]
     if measure == "concurrent":
-        return [Variant(f"{count} × sleep {sizes.sleep}", {"count": count, "sleep": sizes.sleep})
-                for count in sizes.concurrent]
+        return [
+            Variant(f"{count} × sleep {sizes.sleep}", {"count": count, "sleep": sizes.sleep})
+            for count in sizes.concurrent
+        ]
     if measure == "inflight":
-        return [Variant(f"{sizes.inflight} in flight",
-                        {"count": sizes.inflight_count, "inflight": sizes.inflight})]
+        return [
+            Variant(
+                f"{sizes.inflight} in flight", {"count": sizes.inflight_count, "inflight": sizes.inflight}
+            )
+        ]
     if measure == "big-parent":
         return [
             Variant("small parent", {"count": sizes.big_count}),
-            Variant(f"{ballast} parent", {"count": sizes.big_count, "ballast_mib": sizes.ballast_mib,
-                                          "time_limit": sizes.big_time_limit}, heavy=True),
+            Variant(
+                f"{ballast} parent",
+                {
+                    "count": sizes.big_count,
+                    "ballast_mib": sizes.ballast_mib,
+                    "time_limit": sizes.big_time_limit,
+                },
+                heavy=True,
+            ),
         ]
     if measure == "stdout":
         return [
-            Variant(f"{size_text(sizes.stdout_bytes)} streamed", {"bytes": sizes.stdout_bytes},
-                    excluded_apis=frozenset({"aiospawn.run"})),
-            Variant(f"{size_text(sizes.collect_bytes)} collected in memory",
-                    {"bytes": sizes.collect_bytes, "collect": True}),
+            Variant(
+                f"{size_text(sizes.stdout_bytes)} streamed",
+                {"bytes": sizes.stdout_bytes},
+                excluded_apis=frozenset({"aiospawn.run"}),
+            ),
+            Variant(
+                f"{size_text(sizes.collect_bytes)} collected in memory",
+                {"bytes": sizes.collect_bytes, "collect": True},
+            ),
         ]
     raise ValueError(measure)
 
@@ -169,8 +204,9 @@ def build(name: str, extra_flags: tuple[str, ...] = ()) -> Path:
     flags = ["-O2", "-Wall", "-Wextra", "-Werror"]
     temporary = BUILD / f"{name}.{os.getpid()}.tmp"  # concurrent runs each build their own
     for attempt in (list(extra_flags), []):
-        result = subprocess.run([compiler, *flags, *attempt, "-o", str(temporary), str(source)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [compiler, *flags, *attempt, "-o", str(temporary), str(source)], capture_output=True, text=True
+        )
         if result.returncode == 0:
             temporary.replace(binary)
             return binary
@@ -203,16 +239,20 @@ def venv_python(version: str) -> str:
         'source "$1"; python="$(find_python "$2")" || { echo "no Python $2 was found" >&2; exit 3; }; '
         'prepare_venv "$2" "$python" bench'
     )
-    result = subprocess.run(["bash", "-c", script, "bash", str(ROOT / "scripts" / "lib.sh"), version],
-                            stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(ROOT / "scripts" / "lib.sh"), version],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     if result.returncode != 0 or not result.stdout.strip():
         raise SystemExit(f"preparing .venv/py{version} for Python {version} failed: see the messages above")
     return str(Path(result.stdout.strip().splitlines()[-1]) / "bin" / "python")
 
 
 def probe(executable: str) -> dict[str, Any]:
-    result = subprocess.run([executable, str(HERE / "worker.py"), "--probe"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [executable, str(HERE / "worker.py"), "--probe"], capture_output=True, text=True, timeout=120
+    )
     if result.returncode != 0:
         raise SystemExit(f"{executable} failed to run benches/worker.py --probe:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -244,7 +284,9 @@ class Row:
         return "aiospawn" if self.method.api.startswith("aiospawn") else "peer"
 
 
-def select_rows(sizes: Sizes, pythons: list[Interpreter], name_filter: list[str]) -> tuple[list[Row], list[str]]:
+def select_rows(
+    sizes: Sizes, pythons: list[Interpreter], name_filter: list[str]
+) -> tuple[list[Row], list[str]]:
     rows, notes = [], []
     for method in METHODS:
         if not (sizes.all_methods or method.main):
@@ -258,8 +300,9 @@ def select_rows(sizes: Sizes, pythons: list[Interpreter], name_filter: list[str]
             missing = [module for module in method.needs if module not in interpreter.facts["modules"]]
             label = f"{method.name} ({interpreter.tag})" if interpreter.tag else method.name
             if missing:
-                notes.append(f"{label}: left out, {', '.join(missing)} not installed "
-                             f"for {interpreter.executable}")
+                notes.append(
+                    f"{label}: left out, {', '.join(missing)} not installed for {interpreter.executable}"
+                )
                 continue
             rows.append(Row(label, method, interpreter))
     return rows, notes
@@ -293,8 +336,11 @@ def floor_command(row: Row, measure: str, params: dict[str, Any], context: Conte
     if measure == "inflight":
         return command + ["inflight", str(params["inflight"]), count]
     if measure == "stdout":
-        return command + ["stdout", str(params["bytes"]), str(context.helper)] + (
-            ["collect"] if params.get("collect") else [])
+        return (
+            command
+            + ["stdout", str(params["bytes"]), str(context.helper)]
+            + (["collect"] if params.get("collect") else [])
+        )
     raise ValueError(measure)
 
 
@@ -306,14 +352,24 @@ def run_one(row: Row, measure: str, variant: Variant, context: Context) -> dict[
         command = floor_command(row, measure, variant.params, context)
     else:
         spec = {
-            "method": row.method.name, "measure": measure, "helper": str(context.helper),
-            "stamp_file": context.stamp_file, "time_limit": context.sizes.time_limit,
-            "interval_us": 1000, **variant.params,
+            "method": row.method.name,
+            "measure": measure,
+            "helper": str(context.helper),
+            "stamp_file": context.stamp_file,
+            "time_limit": context.sizes.time_limit,
+            "interval_us": 1000,
+            **variant.params,
         }
         command = [row.interpreter.executable, str(HERE / "worker.py"), json.dumps(spec)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
-                                timeout=context.sizes.time_limit * 4 + 120)
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=context.sizes.time_limit * 4 + 120,
+        )
     except subprocess.TimeoutExpired:
         return {"error": "timed out"}
     if result.returncode != 0:
@@ -349,26 +405,36 @@ class Progress:
             print(file=sys.stderr)
 
 
-def plan(measures: list[Measure], rows: list[Row], sizes: Sizes) -> list[tuple[Measure, int, int, Row, Variant]]:
+def plan(
+    measures: list[Measure], rows: list[Row], sizes: Sizes
+) -> list[tuple[Measure, int, int, Row, Variant]]:
     jobs = []
     for measure in measures:
         taking_part = [row for row in rows if measure.applies(row.method)]
         measure_variants = variants(measure.name, sizes)
-        max_rounds = max(sizes.heavy_rounds if measure.heavy or v.heavy else sizes.rounds
-                         for v in measure_variants)
+        max_rounds = max(
+            sizes.heavy_rounds if measure.heavy or v.heavy else sizes.rounds for v in measure_variants
+        )
         for round_index in range(max_rounds):
             for row in taking_part:
                 for variant in measure_variants:
                     rounds = sizes.heavy_rounds if measure.heavy or variant.heavy else sizes.rounds
-                    if (round_index < rounds and (row.method.main or not variant.main_only)
-                            and row.method.api not in variant.excluded_apis):
+                    if (
+                        round_index < rounds
+                        and (row.method.main or not variant.main_only)
+                        and row.method.api not in variant.excluded_apis
+                    ):
                         jobs.append((measure, round_index, rounds, row, variant))
     return jobs
 
 
 def machine_facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {"host": socket.gethostname().split(".")[0], "kernel": os.uname().release,
-                             "machine": os.uname().machine, "cpus": os.cpu_count()}
+    facts: dict[str, Any] = {
+        "host": socket.gethostname().split(".")[0],
+        "kernel": os.uname().release,
+        "machine": os.uname().machine,
+        "cpus": os.cpu_count(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -385,8 +451,9 @@ def machine_facts() -> dict[str, Any]:
     except OSError:
         facts["thp"] = "unknown"
     facts["compiler"] = compiler_version()
-    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                         capture_output=True, text=True)
+    git = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    )
     facts["commit"] = git.stdout.strip() if git.returncode == 0 else "unknown"
     return facts
 
@@ -401,25 +468,46 @@ def output_stem(out_dir: Path, sizes: Sizes, only: list[str]) -> Path:
 
 
 def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--quick", action="store_true", help="3 rounds of 100 spawns, about 30 s")
     modes.add_argument("--full", action="store_true", help="every measure and row, 15-20 minutes")
     modes.add_argument("--smoke", action="store_true", help="every measure once, tiny sizes")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help=f"measure(s) to run, comma separated: {', '.join(ALL_MEASURES)}")
-    parser.add_argument("--rows", action="append", default=[], metavar="TEXT",
-                        help="keep only rows whose label contains TEXT (repeatable)")
-    parser.add_argument("--python", action="append", default=[], metavar="X.Y",
-                        help="run the Python rows under this interpreter (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"measure(s) to run, comma separated: {', '.join(ALL_MEASURES)}",
+    )
+    parser.add_argument(
+        "--rows",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="keep only rows whose label contains TEXT (repeatable)",
+    )
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="X.Y",
+        help="run the Python rows under this interpreter (repeatable)",
+    )
     parser.add_argument("--rounds", type=int, help="repetitions of every measurement")
     parser.add_argument("--count", type=int, help="spawns per sequential measurement")
     parser.add_argument("--ballast-mib", type=int, help="size of the big parent in MiB (default 4096)")
     parser.add_argument("--stdout-mib", type=int, help="bytes streamed by the stdout measure, in MiB")
     parser.add_argument("--out", type=Path, help="directory of the report (default benches/results)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
-    parser.add_argument("--render", type=Path, metavar="RUN.json",
-                        help="measure nothing: rewrite the report and plots of a stored run beside its JSON")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RUN.json",
+        help="measure nothing: rewrite the report and plots of a stored run beside its JSON",
+    )
     options = parser.parse_args(argv)
     options.only = [name.strip() for value in options.only for name in value.split(",") if name.strip()]
     unknown = [name for name in options.only if name not in MEASURES_BY_NAME]
@@ -490,7 +578,9 @@ def main(argv: list[str] | None = None) -> int:
             result = run_one(row, measure.name, variant, context)
             result["job_s"] = round(time.monotonic() - job_start, 3)
             if "error" in result:
-                errors.append(f"{measure.name}{where}, {row.label}, round {round_index + 1}: {result['error']}")
+                errors.append(
+                    f"{measure.name}{where}, {row.label}, round {round_index + 1}: {result['error']}"
+                )
                 print(f"\n  failed: {errors[-1]}", file=sys.stderr)
                 continue
             results.setdefault((measure.name, variant.label, row.label), []).append(result)
@@ -499,12 +589,17 @@ def main(argv: list[str] | None = None) -> int:
     facts["duration_s"] = (datetime.datetime.now() - started).total_seconds()
 
     run = report.Run(
-        mode=sizes.mode, command=" ".join(["benches/compare.py", *(argv if argv is not None else sys.argv[1:])]),
-        started=started.isoformat(timespec="seconds"), sizes=sizes.__dict__, facts=facts,
+        mode=sizes.mode,
+        command=" ".join(["benches/compare.py", *(argv if argv is not None else sys.argv[1:])]),
+        started=started.isoformat(timespec="seconds"),
+        sizes=sizes.__dict__,
+        facts=facts,
         interpreters=[{"tag": p.tag, **p.facts} for p in pythons],
         rows=[(row.label, row.method.name, row.group) for row in rows],
         measures=[(m.name, [v.label for v in variants(m.name, sizes)]) for m in measures],
-        results=results, errors=errors, notes=notes,
+        results=results,
+        errors=errors,
+        notes=notes,
     )
     main_table = report.main_table(run)
     if main_table:

@@ -44,7 +44,7 @@ class Run:
 
     def reference(self, method_name: str, row_label: str) -> str | None:
         """Find the row of method_name run by the same interpreter as row_label."""
-        tag = row_label[row_label.rfind(" ("):] if row_label.endswith(")") and " (py" in row_label else ""
+        tag = row_label[row_label.rfind(" (") :] if row_label.endswith(")") and " (py" in row_label else ""
         for label, method, _ in self.rows:
             if method == method_name and (label.endswith(tag) if tag else True):
                 return label
@@ -56,11 +56,14 @@ EXTRAS: dict[str, list[tuple[str, str, str]]] = {
     "true": [("cpu_us", "parent CPU µs", "median")],
     "echo": [("cpu_us", "parent CPU µs", "median")],
     "wakeup": [("p90_us", "p90 µs", "median")],
-    "stall": [("worst_us", "worst µs", "max"),
-              ("p99_own_us", "p99 not preempted µs", "median"),
-              ("worst_own_us", "worst not preempted µs", "max"),
-              ("ticks", "ticks", "sum"), ("preempted", "preempted", "sum"),
-              ("spawn_us", "µs/spawn", "median")],
+    "stall": [
+        ("worst_us", "worst µs", "max"),
+        ("p99_own_us", "p99 not preempted µs", "median"),
+        ("worst_own_us", "worst not preempted µs", "max"),
+        ("ticks", "ticks", "sum"),
+        ("preempted", "preempted", "sum"),
+        ("spawn_us", "µs/spawn", "median"),
+    ],
     "concurrent": [("threads", "peak threads", "max"), ("fds", "peak fds", "max")],
     "inflight": [("cpu_us", "parent CPU µs/spawn", "median")],
     "big-parent": [("cpu_us", "parent CPU µs", "median")],
@@ -69,31 +72,31 @@ EXTRAS: dict[str, list[tuple[str, str, str]]] = {
 
 EXPLAIN = {
     "true": "Children spawned one after the other, each awaited before the next. "
-            "Lower is better; \"above floor\" is the difference to the C floor.",
+    'Lower is better; "above floor" is the difference to the C floor.',
     "echo": "As above with `/bin/echo hello`, its stdout captured through a pipe.",
     "wakeup": "The child (benches/helper.c) reads CLOCK_MONOTONIC just before it exits; the parent "
-              "reads it when the awaiting code resumes. Median over the spawns of a measurement.",
+    "reads it when the awaiting code resumes. Median over the spawns of a measurement.",
     "stall": "A task waits for a 1 ms clock while another task spawns children one after the "
-             "other. The clock is a helper process writing its time to a pipe every millisecond; "
-             "lateness is the time from the write to the task's wake-up (the loops' own timers "
-             "round to whole milliseconds, so they cannot show stalls this short). p99 is the median "
-             "over rounds of each round's 99th percentile; worst is the maximum over all rounds. The "
-             "\"not preempted\" columns keep only the ticks during which the loop's thread had no "
-             "involuntary context switch (getrusage), that is, leave out lateness caused by waiting "
-             "for a CPU on a busy machine; \"preempted\" counts the ticks left out.",
+    "other. The clock is a helper process writing its time to a pipe every millisecond; "
+    "lateness is the time from the write to the task's wake-up (the loops' own timers "
+    "round to whole milliseconds, so they cannot show stalls this short). p99 is the median "
+    "over rounds of each round's 99th percentile; worst is the maximum over all rounds. The "
+    '"not preempted" columns keep only the ticks during which the loop\'s thread had no '
+    "involuntary context switch (getrusage), that is, leave out lateness caused by waiting "
+    'for a CPU on a busy machine; "preempted" counts the ticks left out.',
     "concurrent": "All children started at once (asyncio.gather, a trio nursery, or a loop "
-                  "of Popen/posix_spawn calls) and awaited; peak threads and open fds of the "
-                  "measuring process, sampled every 10 ms from /proc/self.",
+    "of Popen/posix_spawn calls) and awaited; peak threads and open fds of the "
+    "measuring process, sampled every 10 ms from /proc/self.",
     "inflight": "/bin/true spawned by a fixed number of concurrent lanes, each awaiting its "
-                "child before spawning the next.",
+    "child before spawning the next.",
     "big-parent": "Sequential /bin/true from a parent that first maps and writes that much private "
-                  "memory (4 KiB pages), against the same parent without it.",
+    "memory (4 KiB pages), against the same parent without it.",
     "stdout": "A child (benches/helper.c) writes zeros to its stdout pipe in 256 KiB writes; the "
-              "parent reads to EOF. Streamed: read in chunks of up to 256 KiB and dropped "
-              "(stdout.read, receive_some, os.read; aiospawn run cannot stream and is left out). "
-              "Collected: the whole output kept in memory, as run()/communicate()/capture do; the C "
-              "floor then reads into one growing buffer. Collecting is bound by page faults on fresh "
-              "memory, so it is measured on less data.",
+    "parent reads to EOF. Streamed: read in chunks of up to 256 KiB and dropped "
+    "(stdout.read, receive_some, os.read; aiospawn run cannot stream and is left out). "
+    "Collected: the whole output kept in memory, as run()/communicate()/capture do; the C "
+    "floor then reads into one growing buffer. Collecting is bound by page faults on fresh "
+    "memory, so it is measured on less data.",
 }
 
 
@@ -134,11 +137,16 @@ def markdown_table(header: list[str], rows: list[list[str]], numbers: bool = Tru
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = []
     for index, row in enumerate([header, *rows]):
-        cells = [cell.rjust(widths[i]) if i and numbers else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        cells = [
+            cell.rjust(widths[i]) if i and numbers else cell.ljust(widths[i]) for i, cell in enumerate(row)
+        ]
         lines.append("| " + " | ".join(cells) + " |")
         if index == 0:
-            lines.append("|" + "|".join("-" * (w + 1) + (":" if i and numbers else "-")
-                                        for i, w in enumerate(widths)) + "|")
+            lines.append(
+                "|"
+                + "|".join("-" * (w + 1) + (":" if i and numbers else "-") for i, w in enumerate(widths))
+                + "|"
+            )
     return "\n".join(lines)
 
 
@@ -208,14 +216,19 @@ def main_table(run: Run) -> str:
             wall = run.median(workload, "", label, "wall_us")
             floor = run.median(workload, "", FLOOR, "wall_us")
             cpu = run.median(workload, "", label, "cpu_us")
-            row += [fmt(wall, 0), f"{wall - floor:+.0f}" if wall is not None and floor is not None else "–",
-                    fmt(cpu, 0)]
+            row += [
+                fmt(wall, 0),
+                f"{wall - floor:+.0f}" if wall is not None and floor is not None else "–",
+                fmt(cpu, 0),
+            ]
         rows.append(row)
     facts = run.facts
     pythons = ", ".join(f"Python {p['python']}" for p in run.interpreters)
     sizes = run.sizes
-    intro = (f"{pythons}, Linux {facts['kernel']}, {facts['cpus']} CPUs, load {facts['load_start'][0]:.2f}; "
-             f"median of {sizes['rounds']} rounds x {sizes['count']} sequential spawns\n")
+    intro = (
+        f"{pythons}, Linux {facts['kernel']}, {facts['cpus']} CPUs, load {facts['load_start'][0]:.2f}; "
+        f"median of {sizes['rounds']} rounds x {sizes['count']} sequential spawns\n"
+    )
     return intro + "\n" + markdown_table(header, rows) + "\n"
 
 
@@ -248,18 +261,26 @@ def targets(run: Run) -> list[list[str]]:
     run_row, exec_row = run.row_for("aiospawn run"), run.row_for("aiospawn exec")
     found = []
 
-    def add(name: str, goal: str, value: float | None, limit: float, shown: str, higher: bool = False) -> None:
+    def add(
+        name: str, goal: str, value: float | None, limit: float, shown: str, higher: bool = False
+    ) -> None:
         if value is None:
             return
         met = value >= limit if higher else value <= limit
         found.append([name, goal, shown, "met" if met else "missed"])
 
     def above_floor(measure: str, row: str | None) -> float | None:
-        value, floor = run.median(measure, "", row or "", "wall_us"), run.median(measure, "", FLOOR, "wall_us")
+        value, floor = (
+            run.median(measure, "", row or "", "wall_us"),
+            run.median(measure, "", FLOOR, "wall_us"),
+        )
         return None if value is None or floor is None else value - floor
 
     def over_floor(measure: str, variant: str, row: str | None, field: str) -> float | None:
-        value, floor = run.median(measure, variant, row or "", field), run.median(measure, variant, FLOOR, field)
+        value, floor = (
+            run.median(measure, variant, row or "", field),
+            run.median(measure, variant, FLOOR, field),
+        )
         return None if value is None or not floor else value / floor
 
     value = above_floor("true", run_row)
@@ -290,8 +311,14 @@ def targets(run: Run) -> list[list[str]]:
             for variant in variants:
                 for row in (exec_row, run_row):
                     value = over_floor("stdout", variant, row, "mb_s")
-                    add(f"stdout throughput, {variant} ({row})", "≥ ×0.8 C reader", value, 0.8,
-                        f"×{fmt(value, 2)}", higher=True)
+                    add(
+                        f"stdout throughput, {variant} ({row})",
+                        "≥ ×0.8 C reader",
+                        value,
+                        0.8,
+                        f"×{fmt(value, 2)}",
+                        higher=True,
+                    )
     return found
 
 
@@ -310,13 +337,15 @@ def plot(run: Run, measure_name: str, variants: list[str], path: Path) -> bool:
     panels = [v for v in variants if any((measure_name, v, label) in run.results for label, _, _ in run.rows)]
     if not panels:
         return False
-    labels_per_panel = [[(label, group) for label, _, group in run.rows
-                         if (measure_name, v, label) in run.results] for v in panels]
+    labels_per_panel = [
+        [(label, group) for label, _, group in run.rows if (measure_name, v, label) in run.results]
+        for v in panels
+    ]
     height = max(2.5, 0.3 * max(len(labels) for labels in labels_per_panel) + 1.2)
     columns = min(2, len(panels))
     lines = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(lines, columns, figsize=(6.4 * columns, height * lines), squeeze=False)
-    for axis in axes.flat[len(panels):]:
+    for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     for axis, variant, labels in zip(axes.flat, panels, labels_per_panel):
         medians, lows, highs = [], [], []
@@ -327,8 +356,14 @@ def plot(run: Run, measure_name: str, variants: list[str], path: Path) -> bool:
             lows.append(median - min(values))
             highs.append(max(values) - median)
         positions = range(len(labels))
-        axis.barh(list(positions), medians, xerr=[lows, highs], capsize=2,
-                  color=[COLOURS[group] for _, group in labels], alpha=0.85)
+        axis.barh(
+            list(positions),
+            medians,
+            xerr=[lows, highs],
+            capsize=2,
+            color=[COLOURS[group] for _, group in labels],
+            alpha=0.85,
+        )
         axis.set_yticks(list(positions))
         axis.set_yticklabels([label for label, _ in labels], fontsize=8)
         axis.invert_yaxis()
@@ -365,8 +400,13 @@ def machine_section(run: Run) -> str:
     for interpreter in run.interpreters:
         modules = ", ".join(f"{name} {version}" for name, version in sorted(interpreter["modules"].items()))
         name = f"Python {interpreter['python']}"
-        rows.append([name, f"{interpreter['executable']}; {modules}; "
-                           f"aiospawn backend: {interpreter.get('aiospawn_backend', '–')}"])
+        rows.append(
+            [
+                name,
+                f"{interpreter['executable']}; {modules}; "
+                f"aiospawn backend: {interpreter.get('aiospawn_backend', '–')}",
+            ]
+        )
     return markdown_table(["fact", "value"], rows, numbers=False)
 
 
@@ -386,8 +426,7 @@ def markdown(run: Run, plots: dict[str, str]) -> str:
     ]
     found = targets(run)
     if found:
-        parts += ["## Design targets\n",
-                  markdown_table(["target", "goal", "measured", ""], found) + "\n"]
+        parts += ["## Design targets\n", markdown_table(["target", "goal", "measured", ""], found) + "\n"]
     parts.append("## Results\n")
     for measure_name, variants in run.measures:
         parts.append(f"### {MEASURES_BY_NAME[measure_name].title}\n")
@@ -420,7 +459,9 @@ def markdown(run: Run, plots: dict[str, str]) -> str:
 def load(path: Path) -> Run:
     """Read back a run from the JSON file that write() stored beside its report."""
     data = json.loads(path.read_text())
-    results = {(entry["measure"], entry["variant"], entry["row"]): entry["samples"] for entry in data.pop("results")}
+    results = {
+        (entry["measure"], entry["variant"], entry["row"]): entry["samples"] for entry in data.pop("results")
+    }
     data["rows"] = [tuple(row) for row in data["rows"]]
     data["measures"] = [(name, list(variants)) for name, variants in data["measures"]]
     return Run(results=results, **data)
@@ -435,8 +476,9 @@ def write(run: Run, stem: Path, plots: bool = True) -> list[Path]:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("matplotlib is not installed: no plots were drawn (pip install matplotlib)",
-                  file=sys.stderr)
+            print(
+                "matplotlib is not installed: no plots were drawn (pip install matplotlib)", file=sys.stderr
+            )
         else:
             stem.mkdir(exist_ok=True)
             for measure_name, variants in run.measures:
@@ -445,8 +487,10 @@ def write(run: Run, stem: Path, plots: bool = True) -> list[Path]:
                     images[measure_name] = f"{stem.name}/{path.name}"
                     written.append(path)
     data = asdict(run)
-    data["results"] = [{"measure": m, "variant": v, "row": r, "samples": samples}
-                       for (m, v, r), samples in run.results.items()]
+    data["results"] = [
+        {"measure": m, "variant": v, "row": r, "samples": samples}
+        for (m, v, r), samples in run.results.items()
+    ]
     json_path = stem.parent / f"{stem.name}.json"
     json_path.write_text(json.dumps(data, indent=1) + "\n")
     md_path = stem.parent / f"{stem.name}.md"

@@ -70,7 +70,9 @@ class AsyncioLoop:
 
         await asyncio.gather(*(function() for function in functions))
 
-    async def beside(self, background: Callable[[], Awaitable[Any]], main: Callable[[], Awaitable[Any]]) -> Any:
+    async def beside(
+        self, background: Callable[[], Awaitable[Any]], main: Callable[[], Awaitable[Any]]
+    ) -> Any:
         """Run main with background as a concurrent task, cancelled when main ends."""
         import asyncio
 
@@ -116,7 +118,9 @@ class TrioLoop:
             for function in functions:
                 nursery.start_soon(function)
 
-    async def beside(self, background: Callable[[], Awaitable[Any]], main: Callable[[], Awaitable[Any]]) -> Any:
+    async def beside(
+        self, background: Callable[[], Awaitable[Any]], main: Callable[[], Awaitable[Any]]
+    ) -> Any:
         import trio
 
         async with trio.open_nursery() as nursery:
@@ -413,7 +417,9 @@ class PosixSpawn(BlockingApi):
         read_end, write_end = os.pipe()
         try:
             pid = os.posix_spawn(
-                argv[0], argv, os.environ,
+                argv[0],
+                argv,
+                os.environ,
                 file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1)],
             )
         except BaseException:
@@ -534,7 +540,8 @@ async def stall(api: Any, loop: Any, spec: dict[str, Any]) -> dict[str, float]:
     count, interval_us = spec["count"], spec["interval_us"]
     max_ticks = int((spec["time_limit"] + 30) * 1e6 / interval_us)
     ticker = subprocess.Popen(
-        [spec["helper"], "tick", str(interval_us), str(max_ticks)], stdout=subprocess.PIPE,
+        [spec["helper"], "tick", str(interval_us), str(max_ticks)],
+        stdout=subprocess.PIPE,
     )
     assert ticker.stdout is not None
     fd = ticker.stdout.fileno()
@@ -560,7 +567,7 @@ async def stall(api: Any, loop: Any, spec: dict[str, Any]) -> dict[str, float]:
                 return
             if recording:
                 for offset in range(0, len(data) - 7, 8):
-                    late = resumed - int.from_bytes(data[offset:offset + 8], sys.byteorder)
+                    late = resumed - int.from_bytes(data[offset : offset + 8], sys.byteorder)
                     lateness.append(late)
                     if not preempted:
                         unpreempted.append(late)
@@ -657,6 +664,7 @@ async def inflight(api: Any, spec: dict[str, Any]) -> dict[str, float]:
 
 async def stdout(api: Any, spec: dict[str, Any]) -> dict[str, float]:
     """Read a child's stdout to EOF, streamed in chunks or collected in memory."""
+
     async def read(argv: list[str]) -> int:
         if spec.get("collect"):
             return len(await api.capture(argv))
@@ -730,8 +738,11 @@ def probe() -> dict[str, Any]:
             found[module] = metadata.version(module)
         except metadata.PackageNotFoundError:
             found[module] = "?"
-    facts: dict[str, Any] = {"python": platform.python_version(), "executable": sys.executable,
-                             "modules": found}
+    facts: dict[str, Any] = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "modules": found,
+    }
     if "aiospawn" in found:
         try:
             import aiospawn

@@ -118,9 +118,7 @@ def test_termination_grace(run_on):
     async def main():
         policy = aiospawn.Termination(signal.SIGTERM, grace=5)
         with anyio.move_on_after(0.3):
-            await aiospawn.run(
-                [sys.executable, "-c", "import time; time.sleep(30)"], termination=policy
-            )
+            await aiospawn.run([sys.executable, "-c", "import time; time.sleep(30)"], termination=policy)
 
     started = time.monotonic()
     run_on(main)
@@ -144,7 +142,8 @@ def test_termination_process_group(run_on, live_children):
         with anyio.move_on_after(0.5):
             await aiospawn.run(
                 ["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"],
-                start_new_session=True, termination=policy,
+                start_new_session=True,
+                termination=policy,
             )
 
     marker = f"/tmp/aiospawn-test-{os.getpid()}-{threading.get_ident()}"

@@ -84,10 +84,15 @@ async def test_bad_env_key(api, env):
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("env", [
-    {"A": 1}, {1: "a"}, {"A": None},
-    ["A=b"],
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"A": 1},
+        {1: "a"},
+        {"A": None},
+        ["A=b"],
+    ],
+)
 async def test_env_type(api, env):
     with pytest.raises(TypeError):
         await spawn(api, ["true"], env=env)
@@ -458,7 +463,11 @@ def option_sets(draw):
         "check": draw(st.booleans()),
     }
     shell = draw(st.booleans())
-    args = "exit 0" if shell else draw(st.sampled_from([["true"], ["/bin/true"], ["false"], [], ["missing-program-x"]]))
+    args = (
+        "exit 0"
+        if shell
+        else draw(st.sampled_from([["true"], ["/bin/true"], ["false"], [], ["missing-program-x"]]))
+    )
     return args, shell, options
 
 
@@ -481,7 +490,9 @@ def test_options_any(case):
     for name in ("stdin", "stdout", "stderr"):
         if isinstance(options[name], str) and options[name] in ("closed", "devnull"):
             options[name] = resolve(options[name])
-    options["pass_fds"] = [resolve(item) if item in ("closed", "devnull") else item for item in options["pass_fds"]]
+    options["pass_fds"] = [
+        resolve(item) if item in ("closed", "devnull") else item for item in options["pass_fds"]
+    ]
     try:
         asyncio.run(aiospawn.run(args, shell=shell, **options))
     except (*ACCEPTED, subprocess.SubprocessError, aiospawn.BackendUnavailableError):

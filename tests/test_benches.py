@@ -35,7 +35,10 @@ def run_smoke(out_dir: Path) -> subprocess.CompletedProcess[str]:
     """Run the harness in a session of its own, so a hang can be ended whole."""
     process = subprocess.Popen(
         [sys.executable, str(COMPARE), "--smoke", "--out", str(out_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         start_new_session=True,
     )
     try:

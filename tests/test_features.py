@@ -95,7 +95,8 @@ async def test_rlimits_forms(backend, rlimits):
 
 async def test_rlimits_infinity():
     result = await run(
-        ["sh", "-c", "ulimit -Sc"], capture_output=True,
+        ["sh", "-c", "ulimit -Sc"],
+        capture_output=True,
         rlimits={"RLIMIT_CORE": (resource.RLIM_INFINITY, resource.RLIM_INFINITY)},
     )
     assert result.stdout == b"unlimited\n"
@@ -193,7 +194,10 @@ async def test_kill_tree_process_kill(tmp_path):
     marker = tmp_path / "pid"
     process = await aiospawn.open_process(
         ["sh", "-c", f"sleep 30 & echo $! > {marker}; wait"],
-        stdin=None, stdout=None, stderr=None, kill_tree=True,
+        stdin=None,
+        stdout=None,
+        stderr=None,
+        kill_tree=True,
     )
     while not marker.exists() or not marker.read_text().strip():
         await anyio.sleep(0.01)
@@ -219,7 +223,8 @@ async def test_cgroup_kills_daemon(tmp_path):
     with pytest.raises(subprocess.TimeoutExpired):
         await run(
             ["sh", "-c", f"setsid sh -c 'echo $$ > {marker}; exec sleep 30' & sleep 30"],
-            cgroup=True, timeout=0.5,
+            cgroup=True,
+            timeout=0.5,
         )
     assert wait_gone(int(marker.read_text()))
 
@@ -229,7 +234,9 @@ async def test_cgroup_leftovers_killed(tmp_path):
     marker = tmp_path / "pid"
     result = await run(
         ["sh", "-c", f"setsid sh -c 'echo $$ > {marker}; exec sleep 30' & sleep 0.2; echo done"],
-        cgroup=True, capture_output=True, timeout=10,
+        cgroup=True,
+        capture_output=True,
+        timeout=10,
     )
     assert result.stdout == b"done\n"
     assert wait_gone(int(marker.read_text()))
@@ -240,7 +247,10 @@ async def test_cgroup_open_process_kill(tmp_path):
     marker = tmp_path / "pid"
     process = await aiospawn.open_process(
         ["sh", "-c", f"setsid sh -c 'echo $$ > {marker}; exec sleep 30' & wait"],
-        stdin=None, stdout=None, stderr=None, cgroup=True,
+        stdin=None,
+        stdout=None,
+        stderr=None,
+        cgroup=True,
     )
     while not marker.exists() or not marker.read_text().strip():
         await anyio.sleep(0.01)
@@ -331,8 +341,14 @@ async def test_pty_needs_clone(backend):
 async def test_all_options_together(tmp_path):
     result = await run(
         ["sh", "-c", "ulimit -Sn; umask; pwd"],
-        stdin=PTY, stdout=PTY, cwd=tmp_path, umask=0o077, kill_tree=True,
-        rlimits={"RLIMIT_NOFILE": 77}, pdeathsig=signal.SIGKILL, timeout=10,
+        stdin=PTY,
+        stdout=PTY,
+        cwd=tmp_path,
+        umask=0o077,
+        kill_tree=True,
+        rlimits={"RLIMIT_NOFILE": 77},
+        pdeathsig=signal.SIGKILL,
+        timeout=10,
         cgroup=cgroup_available() or None,
     )
     assert result.stdout.split() == [b"77", b"0077", str(tmp_path).encode()]

@@ -140,9 +140,7 @@ async def test_sigpipe_kept_ignored(request, backend):
 
 async def test_all_states_at_once(request, backend):
     expect_glibc_gap(request, backend)
-    state = SignalState(
-        ignored=(signal.SIGUSR2,), handled=(signal.SIGUSR1, signal.SIGTERM), blocked=BLOCKED
-    )
+    state = SignalState(ignored=(signal.SIGUSR2,), handled=(signal.SIGUSR1, signal.SIGTERM), blocked=BLOCKED)
     with state:
         fields = await child_status("run")
         expected = subprocess_status()

@@ -78,13 +78,22 @@ def test_run_overloads_pass_mypy(tmp_path: Path) -> None:
     wrong_claims.write_text(WRONG_CLAIMS)
     result = subprocess.run(
         [
-            sys.executable, "-m", "mypy",
-            "--config-file", str(ROOT / "pyproject.toml"),
-            "--cache-dir", str(tmp_path / "mypy_cache"),
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "mypy_cache"),
             "--no-error-summary",
-            str(TYPING_CHECKS), str(wrong_claims),
+            str(TYPING_CHECKS),
+            str(wrong_claims),
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
     )
     lines = result.stdout.splitlines()
 
@@ -102,7 +111,11 @@ def run_package_script(out_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONS": version, "BUILD_PYTHON": sys.executable}
     process = subprocess.Popen(
         ["bash", str(PACKAGE_SCRIPT), "--out", str(out_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
         start_new_session=True,
     )
     try:

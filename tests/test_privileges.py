@@ -90,8 +90,14 @@ async def test_posix_spawn_rejects_user(backend):
         await aiospawn.run(["true"], user="nobody")
 
 
-@pytest.mark.parametrize("option", [{"user": "aiospawn-no-such-user"}, {"group": "aiospawn-no-such-group"},
-                                    {"extra_groups": ["aiospawn-no-such-group"]}])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"user": "aiospawn-no-such-user"},
+        {"group": "aiospawn-no-such-group"},
+        {"extra_groups": ["aiospawn-no-such-group"]},
+    ],
+)
 async def test_unknown_name(option):
     with pytest.raises(ValueError):
         await aiospawn.run(["true"], **option)

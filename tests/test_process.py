@@ -96,9 +96,7 @@ async def test_streams():
 
 
 async def test_limit():
-    process = await aiospawn.create_subprocess_exec(
-        *python("print('x' * 1000)"), stdout=PIPE, limit=100
-    )
+    process = await aiospawn.create_subprocess_exec(*python("print('x' * 1000)"), stdout=PIPE, limit=100)
     with pytest.raises(ValueError):
         await process.stdout.readline()
     await process.wait()
@@ -126,8 +124,13 @@ async def test_shell_rejects_list():
 
 async def test_options():
     process = await aiospawn.create_subprocess_exec(
-        "sh", "-c", "pwd; echo $ONLY; umask",
-        stdout=PIPE, cwd="/tmp", env={"ONLY": "value"}, umask=0o027,
+        "sh",
+        "-c",
+        "pwd; echo $ONLY; umask",
+        stdout=PIPE,
+        cwd="/tmp",
+        env={"ONLY": "value"},
+        umask=0o027,
     )
     stdout, _ = await process.communicate()
     assert stdout.split() == [os.path.realpath("/tmp").encode(), b"value", b"0027"]
@@ -136,7 +139,8 @@ async def test_options():
 async def test_start_new_session():
     process = await aiospawn.create_subprocess_exec(
         *python("import os; print(os.getsid(0) == os.getpid())"),
-        stdout=PIPE, start_new_session=True,
+        stdout=PIPE,
+        start_new_session=True,
     )
     stdout, _ = await process.communicate()
     assert stdout == b"True\n"
@@ -349,8 +353,13 @@ async def test_transport_protocol_order():
     aiospawn.install()
     try:
         transport, protocol = await loop.subprocess_exec(
-            lambda: RecordingProtocol(loop), "sh", "-c", "echo out; echo err >&2",
-            stdin=None, stdout=PIPE, stderr=PIPE,
+            lambda: RecordingProtocol(loop),
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+            stdin=None,
+            stdout=PIPE,
+            stderr=PIPE,
         )
         assert transport.get_pid() > 0
         assert transport.get_pipe_transport(1) is not None

@@ -155,7 +155,9 @@ async def test_cancel_exec_failure_sweep(backend, live_children):
     # The exec fails: the cancel lands while the failed child is reaped.
     for iterations in [*range(0, 20)] * 3:
         outcome = await cancel_after(expect_missing(), iterations)
-        assert outcome in ("cancelled", "raised"), f"outcome {outcome!r} after a cancel at iteration {iterations}"
+        assert outcome in ("cancelled", "raised"), (
+            f"outcome {outcome!r} after a cancel at iteration {iterations}"
+        )
         assert live_children() == set(), f"child left after a cancel at iteration {iterations}"
 
 
@@ -211,8 +213,12 @@ async def test_timeout_term_ignored(backend, live_children):
     policy = Termination(signal.SIGTERM, grace=0.3)
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired) as caught:
-        await aiospawn.run(["sh", "-c", "trap '' TERM; echo ready; exec sleep 30"],
-                           stdout=PIPE, timeout=0.3, termination=policy)
+        await aiospawn.run(
+            ["sh", "-c", "trap '' TERM; echo ready; exec sleep 30"],
+            stdout=PIPE,
+            timeout=0.3,
+            termination=policy,
+        )
     elapsed = time.monotonic() - started
     assert caught.value.output == b"ready\n"
     assert 0.55 <= elapsed < 3
@@ -224,8 +230,13 @@ async def test_timeout_grandchild_group(backend, live_children):
     grandchild = None
     try:
         with pytest.raises(subprocess.TimeoutExpired) as caught:
-            await aiospawn.run(["sh", "-c", "sleep 30 & echo $!; wait"], capture_output=True,
-                               timeout=0.5, start_new_session=True, termination=policy)
+            await aiospawn.run(
+                ["sh", "-c", "sleep 30 & echo $!; wait"],
+                capture_output=True,
+                timeout=0.5,
+                start_new_session=True,
+                termination=policy,
+            )
         grandchild = int(caught.value.output)
         assert wait_gone(grandchild), "the grandchild holding the pipes survived the group kill"
     finally:

@@ -135,8 +135,11 @@ async def test_stdin_raw_fd(backend, tmp_path):
 
 
 async def test_file_objects(backend):
-    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout, \
-            tempfile.TemporaryFile() as stderr:
+    with (
+        tempfile.TemporaryFile() as stdin,
+        tempfile.TemporaryFile() as stdout,
+        tempfile.TemporaryFile() as stderr,
+    ):
         stdin.write(b"line\n")
         stdin.flush()
         stdin.seek(0)
@@ -313,8 +316,7 @@ async def test_close_fds_false(backend):
 
 
 async def test_new_session(backend):
-    result = await run(py("import os; print(os.getsid(0), os.getpid())"),
-                       stdout=PIPE, start_new_session=True)
+    result = await run(py("import os; print(os.getsid(0), os.getpid())"), stdout=PIPE, start_new_session=True)
     sid, pid = result.stdout.split()
     assert sid == pid
 
@@ -325,8 +327,7 @@ async def test_same_session(backend):
 
 
 async def test_process_group(backend):
-    result = await run(py("import os; print(os.getpgid(0), os.getpid())"),
-                       stdout=PIPE, process_group=0)
+    result = await run(py("import os; print(os.getpgid(0), os.getpid())"), stdout=PIPE, process_group=0)
     pgid, pid = result.stdout.split()
     assert pgid == pid
 
@@ -374,7 +375,10 @@ async def test_check(backend):
         await run(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True, check=True)
     error = caught.value
     assert (error.returncode, error.cmd, error.output, error.stderr) == (
-        3, ["sh", "-c", "echo out; echo err >&2; exit 3"], b"out\n", b"err\n",
+        3,
+        ["sh", "-c", "echo out; echo err >&2; exit 3"],
+        b"out\n",
+        b"err\n",
     )
 
 
@@ -399,8 +403,9 @@ async def test_check_success(backend):
 async def test_timeout(backend):
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired) as caught:
-        await run(["sh", "-c", "echo partial; echo half >&2; exec sleep 30"],
-                  capture_output=True, timeout=0.5)
+        await run(
+            ["sh", "-c", "echo partial; echo half >&2; exec sleep 30"], capture_output=True, timeout=0.5
+        )
     elapsed = time.monotonic() - started
     error = caught.value
     assert (error.timeout, error.output, error.stderr) == (0.5, b"partial\n", b"half\n")
@@ -416,8 +421,7 @@ async def test_timeout_no_pipes(backend):
 async def test_timeout_ignores_term(backend):
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired) as caught:
-        await run(["sh", "-c", "trap '' TERM; echo ready; exec sleep 30"],
-                  stdout=PIPE, timeout=0.5)
+        await run(["sh", "-c", "trap '' TERM; echo ready; exec sleep 30"], stdout=PIPE, timeout=0.5)
     elapsed = time.monotonic() - started
     assert caught.value.output == b"ready\n"
     assert elapsed < 2.5
@@ -435,8 +439,9 @@ async def test_timeout_grandchild(backend, tmp_path):
     started = time.monotonic()
     try:
         with pytest.raises(subprocess.TimeoutExpired) as caught:
-            await run(["sh", "-c", f"sleep 30 & echo $! > {pid_file}; echo $!"],
-                      capture_output=True, timeout=0.5)
+            await run(
+                ["sh", "-c", f"sleep 30 & echo $! > {pid_file}; echo $!"], capture_output=True, timeout=0.5
+            )
         elapsed = time.monotonic() - started
         grandchild = int(caught.value.output)
         assert elapsed < 1.5
@@ -633,8 +638,7 @@ async def test_empty_args(args):
 async def test_preexec_fn():
     with pytest.raises(ValueError) as caught:
         await run(["true"], preexec_fn=lambda: None)
-    named = {"cwd", "umask", "start_new_session", "process_group", "pass_fds", "close_fds",
-             "restore_signals"}
+    named = {"cwd", "umask", "start_new_session", "process_group", "pass_fds", "close_fds", "restore_signals"}
     assert {name for name in named if name not in str(caught.value)} == set()
 
 

@@ -31,9 +31,20 @@ def seccomp_exec(tmp_path_factory) -> str:
         pytest.skip("no C compiler (cc) to build tests/helpers/seccomp_exec.c")
     program = tmp_path_factory.mktemp("seccomp") / "seccomp_exec"
     subprocess.run(
-        [compiler, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(program),
-         str(HELPERS / "seccomp_exec.c")],
-        check=True, capture_output=True, timeout=60,
+        [
+            compiler,
+            "-std=gnu11",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-o",
+            str(program),
+            str(HELPERS / "seccomp_exec.c"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return str(program)
 
@@ -44,7 +55,11 @@ def sandboxed(seccomp_exec: str, rules: list[str], backend: str | None = None) -
     if backend is not None:
         env["AIOSPAWN_BACKEND"] = backend
     completed = subprocess.run(
-        [seccomp_exec, *rules, "--", PY, str(SCRIPT)], capture_output=True, text=True, env=env, timeout=50,
+        [seccomp_exec, *rules, "--", PY, str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=50,
     )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])

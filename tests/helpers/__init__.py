@@ -125,8 +125,9 @@ def pidfd_keeps_exit_status() -> bool:
 # -- throwaway Python processes -------------------------------------------------------
 
 
-def run_python(code: str, *, user: str | None = None, env: dict[str, str] | None = None,
-               timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, user: str | None = None, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh Python of this venv (aiospawn importable) and return its result.
 
     For tests that change process-wide state the test process must keep:
@@ -134,8 +135,13 @@ def run_python(code: str, *, user: str | None = None, env: dict[str, str] | None
     (the test process must be root for that).
     """
     return subprocess.run(
-        [PY, "-c", code], capture_output=True, text=True, timeout=timeout, user=user,
-        env=env, cwd="/",
+        [PY, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        user=user,
+        env=env,
+        cwd="/",
     )
 
 

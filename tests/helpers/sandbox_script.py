@@ -41,10 +41,20 @@ async def options():
         read_end, write_end = os.pipe()
         try:
             result = await aiospawn.run(
-                ["sh", "-c", f'pwd; echo "$ONLY"; echo passed >&{write_end}; umask; '
-                 "ps -o sid= -p $$ >/dev/null; test $(ps -o pgid= -p $$) -eq $$ && echo leader"],
-                stdout=PIPE, stderr=DEVNULL, cwd=directory, env={"ONLY": "given", "PATH": os.defpath + ":/usr/bin"},
-                pass_fds=[write_end], start_new_session=True, umask=0o027, restore_signals=True,
+                [
+                    "sh",
+                    "-c",
+                    f'pwd; echo "$ONLY"; echo passed >&{write_end}; umask; '
+                    "ps -o sid= -p $$ >/dev/null; test $(ps -o pgid= -p $$) -eq $$ && echo leader",
+                ],
+                stdout=PIPE,
+                stderr=DEVNULL,
+                cwd=directory,
+                env={"ONLY": "given", "PATH": os.defpath + ":/usr/bin"},
+                pass_fds=[write_end],
+                start_new_session=True,
+                umask=0o027,
+                restore_signals=True,
             )
         finally:
             os.close(write_end)
@@ -91,8 +101,9 @@ async def process_communicate():
 
 async def credentials():
     nobody = pwd.getpwnam("nobody")
-    result = await aiospawn.run(["id", "-u"], stdout=PIPE, user=nobody.pw_uid, group=nobody.pw_gid,
-                                extra_groups=[])
+    result = await aiospawn.run(
+        ["id", "-u"], stdout=PIPE, user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[]
+    )
     assert result.stdout == f"{nobody.pw_uid}\n".encode(), result
 
 
@@ -106,8 +117,17 @@ async def sigchld_ignored():
 
 
 SCENARIOS = [
-    spawn_wait, capture, feed_input, options, shell_and_executable, timeout,
-    missing_program, process_signal, process_communicate, credentials, sigchld_ignored,
+    spawn_wait,
+    capture,
+    feed_input,
+    options,
+    shell_and_executable,
+    timeout,
+    missing_program,
+    process_signal,
+    process_communicate,
+    credentials,
+    sigchld_ignored,
 ]
 
 
