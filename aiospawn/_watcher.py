@@ -164,8 +164,7 @@ class AsyncioWatcher(Watcher):
         if loop is not None:
             if not loop.is_closed():
                 loop.remove_reader(self.fd)
-            if _watchers.get(loop) is self:
-                del _watchers[loop]
+            _forget(loop, self)
         return loop
 
     def close(self) -> None:
@@ -183,19 +182,45 @@ class AsyncioWatcher(Watcher):
         super().detach()
 
 
+# The watcher is an attribute of its loop. The two form a cycle that the
+# garbage collector frees once the program drops a loop it never closed:
+# the loop's __del__ closes it, and the close hook detaches the watcher.
+# A registry keyed by loop would keep the loop alive, because its values
+# reach the loop through the idle timer and the children's transports.
+# Only loops whose instances take no attributes use the registry.
+_WATCHER_ATTRIBUTE = "_aiospawn_watcher"
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioWatcher] = weakref.WeakKeyDictionary()
 
 
 def watcher_for(loop: asyncio.AbstractEventLoop) -> AsyncioWatcher:
     """Return the loop's watcher, creating it on first use."""
-    watcher = _watchers.get(loop)
+    watcher = _current_watcher(loop)
     if watcher is None or watcher.closed:
         if loop.is_closed():
             raise RuntimeError("Event loop is closed")
         watcher = AsyncioWatcher(loop)
-        _watchers[loop] = watcher
+        _remember(loop, watcher)
         _hook_close(loop)
     return watcher
+
+
+def _remember(loop: asyncio.AbstractEventLoop, watcher: AsyncioWatcher) -> None:
+    try:
+        setattr(loop, _WATCHER_ATTRIBUTE, watcher)
+    except AttributeError:
+        _watchers[loop] = watcher
+
+
+def _forget(loop: asyncio.AbstractEventLoop, watcher: AsyncioWatcher) -> None:
+    if getattr(loop, _WATCHER_ATTRIBUTE, None) is watcher:
+        setattr(loop, _WATCHER_ATTRIBUTE, None)
+    elif _watchers.get(loop) is watcher:
+        del _watchers[loop]
+
+
+def _current_watcher(loop: asyncio.AbstractEventLoop) -> AsyncioWatcher | None:
+    watcher: AsyncioWatcher | None = getattr(loop, _WATCHER_ATTRIBUTE, None)
+    return watcher if watcher is not None else _watchers.get(loop)
 
 
 _CLOSE_HOOK_MARK = "_aiospawn_close_hook"
@@ -213,7 +238,7 @@ def _hook_close(loop: asyncio.AbstractEventLoop) -> None:
 
     def close() -> None:
         if not loop.is_running() and not loop.is_closed():
-            watcher = _watchers.get(loop)
+            watcher = _current_watcher(loop)
             if watcher is not None:
                 watcher.detach()
         original_close()

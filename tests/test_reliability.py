@@ -50,14 +50,9 @@ ECHO_INPUT = py(
 PAYLOAD = bytes(range(256)) * 1024  # 256 KiB with NUL bytes
 CANCEL_ITERATIONS = range(0, 60, 2)
 CANCEL_BOUND_SECONDS = 10
-WAIT_ALL = 0x40000000  # __WALL: aiospawn's children have no exit signal until they exec
 KEEPS_STATUS = pidfd_keeps_exit_status()
 
 # Known bugs, kept as xfails until fixed: strict unless the failure depends on timing.
-LOOP_KEPT_ALIVE = (
-    "_watchers is a WeakKeyDictionary whose AsyncioWatcher values reach their loop "
-    "(idle TimerHandle, Child exit callbacks), so an abandoned loop is never collected"
-)
 UVLOOP_DOUBLE_CLOSE = (
     "on uvloop, connect_read_pipe closes the pipe fd through libuv and then through the "
     "file object aiospawn passed, so another thread can lose an fd that reused the number"
@@ -366,7 +361,6 @@ def test_thread_asyncio_run_ends(backend, live_children):
         gc.collect()
 
 
-@pytest.mark.xfail(strict=True, reason=LOOP_KEPT_ALIVE)
 def test_thread_loop_abandoned(backend, live_children):
     # The thread returns without closing its loop; once the program drops
     # the loop, its children must still be reaped and its fds closed.
@@ -377,16 +371,11 @@ def test_thread_loop_abandoned(backend, live_children):
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-            assert wait_no_children(live_children)
-            gc.collect()
-    finally:
-        # While the bug lasts, reap the zombie here so later tests start clean.
-        for pid in live_children():
-            os.waitpid(pid, WAIT_ALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+        assert wait_no_children(live_children)
+        gc.collect()
 
 
 # -- many threads, many loops, gc running ------------------------------------------------------------
