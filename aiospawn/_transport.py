@@ -310,10 +310,35 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             # _connect_pipes may never run because its loop closed first,
             # and then nothing else would close the status pipe.
             self._child.close_status_fd()
+        if self._loop is not None and self._loop.is_closed():
+            self._close_without_loop()
+            return
         super().close()
         if self._connect_state == _CONNECTED:
             # A pipe that _connect_pipes failed to connect stays ours to close.
             self._close_unconnected_pipes()
+
+    def _close_without_loop(self) -> None:
+        """Close as asyncio's close() does, minus the callbacks a closed loop refuses.
+
+        asyncio's pipe transports schedule connection_lost with call_soon,
+        which raises once the loop is closed. A transport collected after
+        its loop (say, of a thread that ended without awaiting its child)
+        would print that error, and the pipe fds would wait for the pipe
+        transports' finalizers. Their files are closed here instead. The
+        child is not killed: the orphan reaper owns it since its loop
+        closed (see _watcher.py) and reaps it whenever it exits.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for proto in self._pipes.values():
+            pipe_transport = getattr(proto, "pipe", None)  # a pipe protocol's transport
+            if pipe_transport is not None:
+                pipe_file = pipe_transport.get_extra_info("pipe")
+                if pipe_file is not None:
+                    pipe_file.close()
+        self._close_unconnected_pipes()
 
     # Signals go through the pidfd: after the reap they do nothing, like
     # asyncio ignoring ProcessLookupError, and can never hit a reused pid.

@@ -343,6 +343,7 @@ def wait_no_children(live_children, seconds: float = 5.0) -> bool:
     return not live_children()
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_thread_asyncio_run_ends(backend, live_children):
     # asyncio.run closes the thread's loop while the child still runs.
     async def main():
@@ -361,6 +362,7 @@ def test_thread_asyncio_run_ends(backend, live_children):
         gc.collect()
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_thread_loop_abandoned(backend, live_children):
     # The thread returns without closing its loop; once the program drops
     # the loop, its children must still be reaped and its fds closed.
