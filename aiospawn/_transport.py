@@ -174,7 +174,8 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             raise ValueError("startupinfo is only supported on Windows platforms")
         if creationflags != 0:
             raise ValueError("creationflags is only supported on Windows platforms")
-        if PTY in (stdin, stdout, stderr) and type(self._loop).__module__.startswith("uvloop"):
+        on_uvloop = type(self._loop).__module__.startswith("uvloop")
+        if PTY in (stdin, stdout, stderr) and on_uvloop:
             # uvloop's write transport also reads its fd to notice a closed
             # peer, which on a terminal master swallows the child's output,
             # and its read transport was seen to wait forever for the end of
@@ -225,8 +226,13 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
 
         # From here the parent's pipe ends belong to these file objects,
         # which asyncio's pipe transports close (or _connect_pipes, on failure).
+        # uvloop's pipe transports hand the fd itself to libuv, which closes
+        # it, and then close the file object too. That second close can hit
+        # an fd another thread opened in between, so on uvloop the files do
+        # not own their fds and libuv alone closes them (uvloop 0.23).
+        self._files_own_fds = not on_uvloop
         files = [
-            None if fd is None else open(fd, mode, buffering=0)  # noqa: SIM115
+            None if fd is None else open(fd, mode, buffering=0, closefd=self._files_own_fds)  # noqa: SIM115
             for fd, mode in zip(stdio.parent_fds, ("wb", "rb", "rb"), strict=True)
         ]
         self._child = child
@@ -296,7 +302,9 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
         handle = self._proc if isinstance(self._proc, ChildHandle) else None
         if handle is not None:
             for index, pipe in enumerate((handle.stdin, handle.stdout, handle.stderr)):
-                if pipe is not None and self._pipes.get(index) is None:
+                if pipe is not None and self._pipes.get(index) is None and not pipe.closed:
+                    if not self._files_own_fds:
+                        os.close(pipe.fileno())
                     pipe.close()
 
     async def _wait(self) -> int:
