@@ -43,6 +43,7 @@ class Child:
         "_exit_future",
         "_exit_callbacks",
         "_status_fd",
+        "_orphan_lock",
     )
 
     def __init__(self, watcher: Watcher, command: Any, script: Any, request: Any, args: Any) -> None:
@@ -66,6 +67,8 @@ class Child:
         self._exit_future: Any = None
         self._exit_callbacks: list[Callable[[], None]] = []
         self._status_fd = -1
+        # Set when the orphan reaper thread adopts the child (_orphans.py).
+        self._orphan_lock: Any = None
 
     @property
     def rusage(self) -> ResourceUsage | None:
@@ -215,6 +218,16 @@ class Child:
         behind after the child has been reaped are not signalled; a cgroup
         (cgroup=) reaches them.
         """
+        lock = self._orphan_lock
+        if lock is None:
+            self._signal(signal_number, process_group)
+            return
+        # The reaper thread closes the pidfd when it reaps: without the
+        # lock, another thread could reuse the number before the signal.
+        with lock:
+            self._signal(signal_number, process_group)
+
+    def _signal(self, signal_number: int, process_group: bool) -> None:
         if self._pidfd < 0:
             return
         if process_group:

@@ -17,6 +17,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 from asyncio import base_subprocess
 from typing import Any
 
@@ -93,6 +94,12 @@ class ChildHandle:
         returncode = self.returncode
         if returncode is not None:
             return returncode
+        if self._child._orphan_lock is not None:
+            return self._peek_orphan(block, timeout)
+        return self._look(block, timeout)
+
+    def _look(self, block: bool, timeout: float | None) -> int | None:
+        """Read the exit status from the pidfd without reaping; None while running."""
         pidfd = self._child._pidfd
         if pidfd < 0:
             # Reaped meanwhile (returncode is set) or the status was lost.
@@ -114,6 +121,25 @@ class ChildHandle:
         else:
             self._seen_returncode = -info.si_status
         return self._seen_returncode
+
+    def _peek_orphan(self, block: bool, timeout: float | None) -> int | None:
+        """_peek for a child of a closed loop, whose pidfd the reaper thread closes.
+
+        Each look holds the reaper's lock, so the pidfd stays the child's
+        during it. Blocking here means looking again every 10 ms: the
+        reaper thread, not this one, waits on the pidfd.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._child._orphan_lock:
+                returncode = self.returncode
+                if returncode is None:
+                    returncode = self._look(block=False, timeout=None)
+            if returncode is not None or not block or self._child.exited:
+                return returncode
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
 
     def send_signal(self, signal_number: int) -> None:
         self._child.send_signal(signal_number)

@@ -357,6 +357,28 @@ def test_thread_asyncio_run_ends(backend, live_children):
         gc.collect()
 
 
+def test_orphan_killed_from_another_thread(backend, live_children):
+    # Once asyncio.run has closed the loop, the reaper thread owns the
+    # child; kill() and the Popen-like wait() from this thread still work.
+    async def main():
+        return await aiospawn.create_subprocess_exec("sleep", "30")
+
+    box = []
+    thread = threading.Thread(target=lambda: box.append(asyncio.run(main())))
+    thread.start()
+    thread.join()
+    process = box.pop()
+    handle = process._transport.get_extra_info("subprocess")
+    assert handle.poll() is None
+    process.kill()
+    assert handle.wait(timeout=5) == -signal.SIGKILL
+    assert wait_no_children(live_children)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del process, handle
+        gc.collect()
+
+
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_thread_loop_abandoned(backend, live_children):
     # The thread returns without closing its loop; once the program drops
