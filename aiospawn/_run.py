@@ -392,6 +392,17 @@ async def run(
     try:
         communication.start()
         finished = await context.wait(communication.done, timeout)
+    except GeneratorExit:
+        # The coroutine is being closed, as when its task is dropped after
+        # its loop closed: nothing can be awaited any more. The child is
+        # killed now and reaped by its watcher, or by the orphan reaper
+        # once the loop is closed. A cgroup is emptied but left behind
+        # (see the NOTE in _cgroup.py).
+        communication.close()
+        child.kill()
+        if tree is not None:
+            tree.kill()
+        raise
     except BaseException:
         communication.close()
         cancelled = await stop_child(context, child, termination)

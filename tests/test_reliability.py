@@ -357,6 +357,21 @@ def test_thread_asyncio_run_ends(backend, live_children):
         gc.collect()
 
 
+@pytest.mark.parametrize("kill_tree", [False, True])
+def test_run_closed_without_its_loop(backend, live_children, kill_tree):
+    # A task dropped after its loop closed has its coroutine closed by the
+    # garbage collector: run() must kill the child without awaiting, not
+    # fail with "coroutine ignored GeneratorExit".
+    loop = asyncio.new_event_loop()
+    coroutine = aiospawn.run(["sleep", "30"], capture_output=True, kill_tree=kill_tree)
+    task = loop.create_task(coroutine)
+    loop.run_until_complete(asyncio.sleep(0.2))
+    loop.close()
+    task._log_destroy_pending = False  # the message a dropped pending task logs is expected here
+    coroutine.close()
+    assert wait_no_children(live_children)
+
+
 def test_orphan_killed_from_another_thread(backend, live_children):
     # Once asyncio.run has closed the loop, the reaper thread owns the
     # child; kill() and the Popen-like wait() from this thread still work.
