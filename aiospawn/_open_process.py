@@ -209,6 +209,7 @@ async def open_process(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> AnyioProcess:
     """Start a child and return it as an anyio.abc.Process, like anyio.open_process.
 
@@ -217,8 +218,8 @@ async def open_process(
     either backend. Returns once the child has exec'd: an exec failure
     raises the OSError subclass subprocess raises, after the reap.
 
-    kill_tree, cgroup, rlimits, pdeathsig and stdin/stdout/stderr=PTY with
-    pty_size work as for aiospawn.run. With kill_tree or cgroup, kill()
+    kill_tree, cgroup, rlimits, pdeathsig, pipesize and
+    stdin/stdout/stderr=PTY with pty_size work as for aiospawn.run. With kill_tree or cgroup, kill()
     and terminate() reach the child's whole tree; the cgroup is removed
     once the child has exited and the cgroup is empty.
     """
@@ -248,7 +249,7 @@ async def open_process(
     context = current_context()
     watcher = context.watcher()
 
-    stdio = Stdio(stdin, stdout, stderr, pty_size=pty_size)
+    stdio = Stdio(stdin, stdout, stderr, pipesize=pipesize, pty_size=pty_size)
     child, tree = spawn_with_stdio(
         watcher,
         command_data,

@@ -63,6 +63,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[str]: ...
 
 
@@ -101,6 +102,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[str]: ...
 
 
@@ -139,6 +141,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[str]: ...
 
 
@@ -177,6 +180,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[str]: ...
 
 
@@ -215,6 +219,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[bytes]: ...
 
 
@@ -253,6 +258,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[Any]: ...
 
 
@@ -290,6 +296,7 @@ async def run(
     rlimits: Mapping[Any, Any] | None = None,
     pdeathsig: int | None = None,
     pty_size: tuple[int, int] | None = None,
+    pipesize: int = -1,
 ) -> CompletedProcess[Any]:
     """Run a command, wait for it, and return an aiospawn.CompletedProcess.
 
@@ -377,7 +384,7 @@ async def run(
 
     # Acquire: the Stdio owns its fds until the child exists. Then the
     # child's ends are closed and the parent's ends belong to Communication.
-    stdio = Stdio(stdin, stdout, stderr, pty_size=pty_size)
+    stdio = Stdio(stdin, stdout, stderr, pipesize=pipesize, pty_size=pty_size)
     child, tree = spawn_with_stdio(
         watcher, command, script, args, stdio, cgroup, kill_tree=kill_tree, leads_group=leads_group
     )

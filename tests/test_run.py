@@ -174,6 +174,13 @@ async def test_input_not_read(backend):
     assert result.returncode == 0
 
 
+async def test_pipesize(backend):
+    # As for subprocess.run: each pipe created gets the size asked for.
+    show_sizes = py("import fcntl\nprint(*(fcntl.fcntl(fd, 1032) for fd in (0, 1, 2)))")  # F_GETPIPE_SZ
+    result = await run(show_sizes, input=b"", capture_output=True, pipesize=MIB)
+    assert result.stdout.split() == [str(MIB).encode()] * 3
+
+
 # -- text mode -----------------------------------------------------------------------
 
 
