@@ -34,8 +34,8 @@
 #define AIOSPAWN_STEP_SETRLIMIT 8   /* prlimit64(0, a, {x, y}) */
 #define AIOSPAWN_STEP_PDEATHSIG 9   /* PR_SET_PDEATHSIG a, then check getppid() == b */
 #define AIOSPAWN_STEP_SETGROUPS 10  /* setgroups(a, (gid_t *)path) */
-#define AIOSPAWN_STEP_SETGID 11     /* setresgid(a, a, a) */
-#define AIOSPAWN_STEP_SETUID 12     /* setresuid(a, a, a) */
+#define AIOSPAWN_STEP_SETGID 11     /* setresgid(x, x, x) */
+#define AIOSPAWN_STEP_SETUID 12     /* setresuid(x, x, x) */
 #define AIOSPAWN_STEP_SETCTTY 13    /* ioctl(a, TIOCSCTTY, 0) */
 
 /* Values of aiospawn_slot.failed_step that are not script indexes. */

@@ -205,10 +205,10 @@ static long run_step(const struct aiospawn_step *step, int keep_fd)
         return 0;
     case AIOSPAWN_STEP_SETGROUPS:
         return raw_syscall2(SYS_setgroups, step->a, step->path);
-    case AIOSPAWN_STEP_SETGID:
-        return raw_syscall3(SYS_setresgid, step->a, step->a, step->a);
+    case AIOSPAWN_STEP_SETGID: /* x, unlike a, fits every unsigned 32-bit id */
+        return raw_syscall3(SYS_setresgid, step->x, step->x, step->x);
     case AIOSPAWN_STEP_SETUID:
-        return raw_syscall3(SYS_setresuid, step->a, step->a, step->a);
+        return raw_syscall3(SYS_setresuid, step->x, step->x, step->x);
     case AIOSPAWN_STEP_SETCTTY:
         return raw_syscall3(SYS_ioctl, step->a, TIOCSCTTY, 0);
     default:

@@ -178,7 +178,7 @@ def _check_fd(fd: Any, what: str) -> int:
         raise ValueError(f"{what}={fd} is negative; pass an open file descriptor")
     try:
         os.get_inheritable(fd)
-    except OSError:
+    except (OSError, OverflowError):
         raise ValueError(f"{what}={fd} is not an open file descriptor; open it first") from None
     return fd
 
@@ -211,10 +211,15 @@ def build_script(
     if process_group is not None:
         if isinstance(process_group, bool) or not isinstance(process_group, int):
             raise TypeError(f"process_group must be an int, not {type(process_group).__name__}")
-        if process_group < 0:
-            raise ValueError(f"process_group={process_group} is negative; use 0 for a new group")
+        if not 0 <= process_group <= _PID_MAX:
+            raise ValueError(
+                f"process_group={process_group} is not a process group id; "
+                "use 0 for a new group or the pid of an existing group's leader"
+            )
     if isinstance(umask, bool) or not isinstance(umask, int):
         raise TypeError(f"umask must be an int, not {type(umask).__name__}")
+    if umask > 0o777:
+        raise ValueError(f"umask={umask:#o} has bits beyond 0o777; pass a permission mask such as 0o022")
     gids = (
         None if extra_groups is None else tuple(_group_id(item, "extra_groups item") for item in extra_groups)
     )
@@ -252,9 +257,9 @@ def _limit_value(value: Any, name: str) -> int:
         raise TypeError(f"rlimits[{name!r}] values must be ints, not {type(value).__name__}")
     if value == -1:  # resource.RLIM_INFINITY
         return _RLIM_INFINITY
-    if value < 0:
+    if not 0 <= value <= _RLIM_INFINITY:
         raise ValueError(
-            f"rlimits[{name!r}] value {value} is negative; use resource.RLIM_INFINITY for no limit"
+            f"rlimits[{name!r}] value {value} is outside 0..2**64-1; use resource.RLIM_INFINITY for no limit"
         )
     return value
 
@@ -279,8 +284,12 @@ def _parse_rlimits(rlimits: Any) -> tuple[tuple[int, str, int, int], ...]:
             number = key
             name = next(
                 (n for n in dir(resource) if n.startswith("RLIMIT_") and getattr(resource, n) == key),
-                str(key),
+                "",
             )
+            if not name:
+                raise ValueError(
+                    f"rlimits key {key} is not a resource limit; use a resource.RLIMIT_* constant"
+                )
         else:
             raise TypeError(
                 f"rlimits keys must be names like 'RLIMIT_NOFILE' or resource constants, not {key!r}"
@@ -309,6 +318,12 @@ def _parse_signal(value: Any, what: str) -> int:
     return int(value)
 
 
+# uid_t and gid_t are 32 bits wide, and their all-ones value means "leave
+# unchanged" to setresuid and setresgid, so it is no id.
+_ID_MAX = (1 << 32) - 2
+_PID_MAX = (1 << 31) - 1
+
+
 def _group_id(group: Any, what: str) -> int:
     if isinstance(group, str):
         import grp
@@ -319,8 +334,8 @@ def _group_id(group: Any, what: str) -> int:
             raise ValueError(f"{what} {group!r}: no such group in the group database") from None
     if isinstance(group, bool) or not isinstance(group, int):
         raise TypeError(f"{what} must be a group name or an int gid, not {type(group).__name__}")
-    if group < 0:
-        raise ValueError(f"{what}={group} is negative; pass a valid gid")
+    if not 0 <= group <= _ID_MAX:
+        raise ValueError(f"{what}={group} is not a gid; pass a value from 0 to {_ID_MAX}")
     return group
 
 
@@ -334,8 +349,8 @@ def _user_id(user: Any) -> int:
             raise ValueError(f"user {user!r}: no such user in the password database") from None
     if isinstance(user, bool) or not isinstance(user, int):
         raise TypeError(f"user must be a user name or an int uid, not {type(user).__name__}")
-    if user < 0:
-        raise ValueError(f"user={user} is negative; pass a valid uid")
+    if not 0 <= user <= _ID_MAX:
+        raise ValueError(f"user={user} is not a uid; pass a value from 0 to {_ID_MAX}")
     return user
 
 
@@ -451,11 +466,11 @@ def _cached_script(
         )
     if group is not None:
         steps.append(
-            (lib.AIOSPAWN_STEP_SETGID, group, 0, 0, 0, None, f"setresgid to {group} (group)", None, False)
+            (lib.AIOSPAWN_STEP_SETGID, 0, 0, group, 0, None, f"setresgid to {group} (group)", None, False)
         )
     if user is not None:
         steps.append(
-            (lib.AIOSPAWN_STEP_SETUID, user, 0, 0, 0, None, f"setresuid to {user} (user)", None, False)
+            (lib.AIOSPAWN_STEP_SETUID, 0, 0, user, 0, None, f"setresuid to {user} (user)", None, False)
         )
     if pdeathsig is not None:
         death_signal, parent_pid = pdeathsig

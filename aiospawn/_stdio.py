@@ -74,6 +74,11 @@ class Stdio:
     ) -> None:
         if isinstance(pipesize, bool) or not isinstance(pipesize, int):
             raise TypeError(f"pipesize must be an int number of bytes, not {type(pipesize).__name__}")
+        if pipesize >= 1 << 31:
+            raise ValueError(
+                f"pipesize={pipesize} is beyond what F_SETPIPE_SZ takes; "
+                "pass at most /proc/sys/fs/pipe-max-size bytes"
+            )
         if pty_size is not None:
             if PTY not in (stdin, stdout, stderr):
                 raise ValueError("pty_size is given but no stream is aiospawn.PTY; pass stdout=aiospawn.PTY")
@@ -158,7 +163,7 @@ class Stdio:
             )
         try:
             os.get_inheritable(fd)
-        except OSError:
+        except (OSError, OverflowError):
             raise ValueError(f"{name}={option!r} is not an open file descriptor; open it first") from None
         self.child_fds[index] = fd
 

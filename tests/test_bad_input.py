@@ -28,8 +28,6 @@ from aiospawn import DEVNULL, PIPE, STDOUT
 
 ACCEPTED = (ValueError, TypeError, OSError)
 
-# Known bugs, kept as strict xfails until fixed.
-OVERFLOW = "values beyond the 32-bit C fields raise OverflowError from cffi instead of ValueError"
 APIS = ["run", "exec", "open_process"]
 MIB = 1 << 20
 
@@ -41,7 +39,7 @@ async def spawn(api: str, args, **options) -> int:
     if api == "exec":
         process = await aiospawn.create_subprocess_exec(*args, **options)
         return await process.wait()
-    process = await aiospawn.open_process(args, stdin=None, stdout=None, stderr=None, **options)
+    process = await aiospawn.open_process(args, **{"stdin": None, "stdout": None, "stderr": None, **options})
     return await process.wait()
 
 
@@ -169,20 +167,35 @@ async def test_cwd_missing(api, backend, tmp_path):
         await spawn(api, ["true"], cwd=tmp_path / "missing")
 
 
-@pytest.mark.xfail(strict=True, reason=OVERFLOW)
-@pytest.mark.parametrize("option", ["umask", "process_group", "user", "group"])
-async def test_huge_int_option(option):
-    # Values outside the kernel's 32-bit fields must be rejected as invalid.
-    with pytest.raises((ValueError, OSError)):
-        await aiospawn.run(["true"], **{option: 1 << 40})
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("umask", 1 << 40),
+        ("umask", 0o1000),
+        ("process_group", 1 << 40),
+        ("user", 1 << 40),
+        ("group", 1 << 40),
+        ("extra_groups", [1 << 40]),
+        ("pipesize", 1 << 40),
+        ("rlimits", {"RLIMIT_NOFILE": 1 << 64}),
+        ("rlimits", {1 << 40: 1}),
+    ],
+)
+async def test_huge_int_option(api, option, value, live_children):
+    # Values beyond the kernel's fields are invalid arguments, named in the error.
+    with pytest.raises(ValueError, match=option if option != "rlimits" else "rlimits"):
+        await spawn(api, ["true"], **{option: value})
+    assert live_children() == set()
 
 
-@pytest.mark.xfail(strict=True, reason=OVERFLOW)
+@pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("option", ["stdin", "stdout", "stderr", "pass_fds"])
-async def test_huge_fd(option):
+async def test_huge_fd(api, option, live_children):
     value = [1 << 40] if option == "pass_fds" else 1 << 40
-    with pytest.raises(ValueError):
-        await aiospawn.run(["true"], **{option: value})
+    with pytest.raises(ValueError, match=option.removesuffix("s")):
+        await spawn(api, ["true"], **{option: value})
+    assert live_children() == set()
 
 
 # -- E2BIG ----------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ CASES = {
     "user_only": {"user": "nobody"},
     "group_only": {"group": NOGROUP.gr_name},
     "groups_only": {"extra_groups": [1, 2]},
+    # uid_t and gid_t are unsigned: ids beyond 2**31 exist (user namespaces map them).
+    "ids_beyond_31_bits": {"user": 3_000_000_000, "group": 3_000_000_001, "extra_groups": [(1 << 32) - 2]},
 }
 
 
@@ -103,8 +105,18 @@ async def test_unknown_name(option):
         await aiospawn.run(["true"], **option)
 
 
-@pytest.mark.parametrize("option", [{"user": -1}, {"group": -2}, {"extra_groups": [-3]}])
-async def test_negative_id(option):
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"user": -1},
+        {"group": -2},
+        {"extra_groups": [-3]},
+        {"user": (1 << 32) - 1},
+        {"group": 1 << 40},
+        {"extra_groups": [1 << 32]},
+    ],
+)
+async def test_id_out_of_range(option):
     with pytest.raises(ValueError):
         await aiospawn.run(["true"], **option)
 
