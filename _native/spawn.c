@@ -319,6 +319,26 @@ static int add_posix_steps(const struct aiospawn_request *request,
     return -result;
 }
 
+/*
+ * glibc reserves signals 32 and 33, so sigaddset() rejects them, and its
+ * posix_spawn child sets every reserved signal missing from the defaults
+ * set to SIG_IGN, which exec keeps. The set is copied bit for bit, so
+ * setting the two bits by hand makes the child reset them to SIG_DFL,
+ * as they are in a forked child.
+ */
+static void add_reserved_signals(sigset_t *set)
+{
+#ifdef __GLIBC__
+    unsigned long *words = (unsigned long *)set;
+    const unsigned int bits = 8 * sizeof(*words);
+
+    for (unsigned int signal = 32; signal <= 33; signal++)
+        words[(signal - 1) / bits] |= 1UL << ((signal - 1) % bits);
+#else
+    (void)set;
+#endif
+}
+
 static int spawn_posix(const struct aiospawn_request *request,
                        struct aiospawn_slot *slot, pid_t *pid_out)
 {
@@ -339,6 +359,7 @@ static int spawn_posix(const struct aiospawn_request *request,
     }
 
     result = add_posix_steps(request, slot, &actions, &attributes, &defaults, &flags);
+    add_reserved_signals(&defaults);
     if (result == 0) {
         posix_spawnattr_setsigmask(&attributes, &mask);
         posix_spawnattr_setsigdefault(&attributes, &defaults);

@@ -80,18 +80,6 @@ class SignalState:
 
 APIS = ["run", "exec", "open_process"]
 
-# Known gap, kept as a strict xfail: glibc's posix_spawn sets its internal
-# signals 32 and 33 (SIGCANCEL, SIGSETXID) to SIG_IGN in the child, exec
-# keeps them ignored, and sigaddset rejects them, so POSIX_SPAWN_SETSIGDEF
-# cannot reset them.
-GLIBC_INTERNAL_IGNORED = "the posix_spawn backend leaves signals 32 and 33 ignored in the child"
-
-
-def expect_glibc_gap(request, backend):
-    if backend == "posix_spawn":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=GLIBC_INTERNAL_IGNORED))
-
-
 # -- signal mask and dispositions ---------------------------------------------------------
 
 
@@ -117,8 +105,7 @@ async def test_no_handlers_in_child(backend, api):
 
 
 @pytest.mark.parametrize("api", APIS)
-async def test_ignored_like_subprocess(request, backend, api):
-    expect_glibc_gap(request, backend)
+async def test_ignored_like_subprocess(backend, api):
     # SIGPIPE is ignored by every Python; SIGUSR2 and SIGHUP by this test.
     with SignalState(ignored=(signal.SIGUSR2, signal.SIGHUP)):
         fields = await child_status(api)
@@ -131,16 +118,14 @@ async def test_sigpipe_restored(backend):
     assert signal.SIGPIPE not in signal_set(fields["SigIgn"])
 
 
-async def test_sigpipe_kept_ignored(request, backend):
-    expect_glibc_gap(request, backend)
+async def test_sigpipe_kept_ignored(backend):
     fields = await child_status("run", restore_signals=False)
     expected = subprocess_status(restore_signals=False)
     assert signal.SIGPIPE in signal_set(fields["SigIgn"])
     assert signal_set(fields["SigIgn"]) == signal_set(expected["SigIgn"])
 
 
-async def test_all_states_at_once(request, backend):
-    expect_glibc_gap(request, backend)
+async def test_all_states_at_once(backend):
     state = SignalState(ignored=(signal.SIGUSR2,), handled=(signal.SIGUSR1, signal.SIGTERM), blocked=BLOCKED)
     with state:
         fields = await child_status("run")
