@@ -5,7 +5,7 @@ no_leaks fixture of conftest.py fails it if an fd or a child of this
 process is left behind. Cancellation tests sweep the cancel over event
 loop iterations, so it lands at each await point of the call in turn.
 
-The soak spawns 500 children with random cancellations and timeouts. The
+The soak spawns 2,000 children with random cancellations and timeouts. The
 full soak of 20,000 children runs with::
 
     AIOSPAWN_SOAK=20000 python -m pytest tests/test_reliability.py -k soak
@@ -501,7 +501,7 @@ def expected_batch(index: int) -> list[bytes]:
 
 # -- soak ---------------------------------------------------------------------------------------------
 
-SOAK_SPAWNS = int(os.environ.get("AIOSPAWN_SOAK", "500"))
+SOAK_SPAWNS = int(os.environ.get("AIOSPAWN_SOAK", "2000"))
 SOAK_CONCURRENCY = 16
 
 
