@@ -211,7 +211,7 @@ def build_script(
     if process_group is not None:
         if isinstance(process_group, bool) or not isinstance(process_group, int):
             raise TypeError(f"process_group must be an int, not {type(process_group).__name__}")
-        if not 0 <= process_group <= _PID_MAX:
+        if not 0 <= process_group <= _PID_T_MAX:
             raise ValueError(
                 f"process_group={process_group} is not a process group id; "
                 "use 0 for a new group or the pid of an existing group's leader"
@@ -319,9 +319,9 @@ def _parse_signal(value: Any, what: str) -> int:
 
 
 # uid_t and gid_t are 32 bits wide, and their all-ones value means "leave
-# unchanged" to setresuid and setresgid, so it is no id.
+# unchanged" to setresuid and setresgid, so it is no id. pid_t is signed.
 _ID_MAX = (1 << 32) - 2
-_PID_MAX = (1 << 31) - 1
+_PID_T_MAX = (1 << 31) - 1
 
 
 def _group_id(group: Any, what: str) -> int:

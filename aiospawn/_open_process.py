@@ -219,9 +219,10 @@ async def open_process(
     raises the OSError subclass subprocess raises, after the reap.
 
     kill_tree, cgroup, rlimits, pdeathsig, pipesize and
-    stdin/stdout/stderr=PTY with pty_size work as for aiospawn.run. With kill_tree or cgroup, kill()
-    and terminate() reach the child's whole tree; the cgroup is removed
-    once the child has exited and the cgroup is empty.
+    stdin/stdout/stderr=PTY with pty_size work as for aiospawn.run. With
+    kill_tree or cgroup, kill() and terminate() reach the child's whole
+    tree; the cgroup is removed once the child has exited and the cgroup
+    is empty.
     """
     if preexec_fn is not None:
         raise ValueError(PREEXEC_FN_MESSAGE)
