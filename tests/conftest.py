@@ -11,6 +11,7 @@ import asyncio
 import errno
 import glob
 import os
+import signal
 import time
 
 import pytest
@@ -34,6 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # keeps it for the life of the process. Open it now, before any test
     # takes its snapshot, so it is not mistaken for a leak of aiospawn.
     uvloop.new_event_loop().close()
+    # A shell that starts the suite as a background job sets SIGINT to
+    # SIG_IGN, and every child would inherit that, as it does from
+    # subprocess: the tests that interrupt a child need Python's handler.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- event loops ---------------------------------------------------------------
