@@ -108,12 +108,24 @@ async def credentials():
 
 
 async def sigchld_ignored():
+    # posix_spawn returns before aiospawn can open the pidfd. A child that
+    # exits in between is reaped by the kernel (SIGCHLD is ignored) before
+    # any pidfd could keep its status, and that loss must be reported.
+    lost_allowed = aiospawn.capabilities().backend == "posix_spawn"
+    outcomes = []
     previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     try:
-        result = await aiospawn.run(["sh", "-c", "exit 5"])
+        for _ in range(10):
+            try:
+                outcomes.append((await aiospawn.run(["sh", "-c", "exit 5"])).returncode)
+            except aiospawn.ExitStatusUnknownError:
+                if not lost_allowed:
+                    raise
+                outcomes.append("lost")
     finally:
         signal.signal(signal.SIGCHLD, previous)
-    assert result.returncode == 5, result
+    assert set(outcomes) <= {5, "lost"}, outcomes
+    assert 5 in outcomes, outcomes
 
 
 SCENARIOS = [
