@@ -218,8 +218,8 @@ def build_script(
             )
     if isinstance(umask, bool) or not isinstance(umask, int):
         raise TypeError(f"umask must be an int, not {type(umask).__name__}")
-    if umask > 0o777:
-        raise ValueError(f"umask={umask:#o} has bits beyond 0o777; pass a permission mask such as 0o022")
+    if umask > _C_INT_MAX:
+        raise ValueError(f"umask={umask:#o} is too large for an int; pass a permission mask such as 0o022")
     gids = (
         None if extra_groups is None else tuple(_group_id(item, "extra_groups item") for item in extra_groups)
     )
@@ -321,7 +321,7 @@ def _parse_signal(value: Any, what: str) -> int:
 # uid_t and gid_t are 32 bits wide, and their all-ones value means "leave
 # unchanged" to setresuid and setresgid, so it is no id. pid_t is signed.
 _ID_MAX = (1 << 32) - 2
-_PID_T_MAX = (1 << 31) - 1
+_PID_T_MAX = _C_INT_MAX = (1 << 31) - 1
 
 
 def _group_id(group: Any, what: str) -> int:

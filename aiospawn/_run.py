@@ -425,11 +425,13 @@ async def run(
             raise context.cancelled_error()
         communication.drain()
         communication.close()
+        # As subprocess.run does, a stream with nothing read is None, not
+        # b"". stderr is kept too, where subprocess.run drops it.
         raise subprocess.TimeoutExpired(
             args,
             timeout,  # type: ignore[arg-type]
-            output=communication.collected(1),
-            stderr=communication.collected(2),
+            output=communication.collected(1) or None,
+            stderr=communication.collected(2) or None,
         )
 
     if await _empty_cgroup(context, watcher, tree):

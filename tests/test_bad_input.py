@@ -172,7 +172,6 @@ async def test_cwd_missing(api, backend, tmp_path):
     ("option", "value"),
     [
         ("umask", 1 << 40),
-        ("umask", 0o1000),
         ("process_group", 1 << 40),
         ("user", 1 << 40),
         ("group", 1 << 40),

@@ -346,6 +346,15 @@ async def test_umask(backend, mask):
     assert int(result.stdout, 8) == mask
 
 
+@pytest.mark.parametrize("backend", ["clone3", "clone"], indirect=True)
+async def test_umask_extra_bits_like_subprocess(backend):
+    # The kernel keeps only the permission bits, as under subprocess.
+    show = ["sh", "-c", "umask"]
+    result = await run(show, stdout=PIPE, umask=0o7022)
+    assert result.stdout == subprocess.run(show, stdout=PIPE, umask=0o7022).stdout
+    assert int(result.stdout, 8) == 0o022
+
+
 @pytest.mark.parametrize("backend", ["posix_spawn"], indirect=True)
 async def test_umask_posix_spawn(backend):
     # glibc's posix_spawn has no umask attribute, so run() raises before any child exists.
@@ -417,6 +426,14 @@ async def test_timeout(backend):
     error = caught.value
     assert (error.timeout, error.output, error.stderr) == (0.5, b"partial\n", b"half\n")
     assert elapsed < 2.5
+
+
+async def test_timeout_nothing_read(backend):
+    # subprocess.run reports a captured stream with nothing read as None.
+    with pytest.raises(subprocess.TimeoutExpired) as caught:
+        await run(["sh", "-c", "echo partial; exec sleep 30"], capture_output=True, timeout=0.5)
+    assert caught.value.output == b"partial\n"
+    assert caught.value.stderr is None
 
 
 async def test_timeout_no_pipes(backend):
