@@ -22,25 +22,36 @@ find_python() {
 }
 
 # Create (or reuse) .venv/py$version for interpreter $2 and install the
-# package with the extras in $3. Reinstalls when pyproject.toml, setup.py
-# or the C sources changed since the last install. Prints the venv path.
+# package with the extras in $3 (comma-separated). Reinstalls when
+# pyproject.toml, setup.py or the C sources changed since the last
+# install, or when an extra is missing. Extras accumulate, so alternating
+# scripts/test and scripts/bench does not reinstall each time. Prints the
+# venv path.
 prepare_venv() {
     local version="$1" python="$2" extras="$3"
     local venv="$ROOT/.venv/py$version"
     local stamp="$venv/.aiospawn-installed"
-    local digest
+    local digest installed_digest="" installed_extras="" wanted extra
+
     digest="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/aiospawn/__init__.py" "$ROOT"/_native/* \
-        | sha256sum | cut -d' ' -f1)-$extras"
+        | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ]; then
+        installed_digest="$(sed -n 1p "$stamp")"
+        installed_extras="$(sed -n 2p "$stamp")"
+    fi
+    # The union of the extras installed before and those asked for now.
+    wanted="$(printf '%s\n' "${installed_extras//,/$'\n'}" "${extras//,/$'\n'}" | sed '/^$/d' | sort -u | paste -sd, -)"
 
     if [ ! -x "$venv/bin/python" ]; then
         "$python" -m venv "$venv" >&2
     fi
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ] || [ ! -e "$ROOT"/aiospawn/_core.abi3.so ]; then
-        echo "Installing aiospawn[$extras] into .venv/py$version (builds the C core)..." >&2
+    if [ "$installed_digest" != "$digest" ] || [ "$installed_extras" != "$wanted" ] \
+        || [ ! -e "$ROOT"/aiospawn/_core.abi3.so ]; then
+        echo "Installing aiospawn[$wanted] into .venv/py$version (builds the C core)..." >&2
         rm -f "$stamp"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || return 1
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" >&2 || return 1
-        echo "$digest" > "$stamp"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$wanted]" >&2 || return 1
+        printf '%s\n%s\n' "$digest" "$wanted" > "$stamp"
     fi
     echo "$venv"
 }
