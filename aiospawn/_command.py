@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._core import ffi, lib
+from ._errors import UnknownNameError
 
 DEFAULT_SHELL = "/bin/sh"
 
@@ -331,7 +332,7 @@ def _group_id(group: Any, what: str) -> int:
         try:
             return grp.getgrnam(group).gr_gid
         except KeyError:
-            raise ValueError(f"{what} {group!r}: no such group in the group database") from None
+            raise UnknownNameError(f"{what} {group!r}: no such group in the group database") from None
     if isinstance(group, bool) or not isinstance(group, int):
         raise TypeError(f"{what} must be a group name or an int gid, not {type(group).__name__}")
     if not 0 <= group <= _ID_MAX:
@@ -346,7 +347,7 @@ def _user_id(user: Any) -> int:
         try:
             return pwd.getpwnam(user).pw_uid
         except KeyError:
-            raise ValueError(f"user {user!r}: no such user in the password database") from None
+            raise UnknownNameError(f"user {user!r}: no such user in the password database") from None
     if isinstance(user, bool) or not isinstance(user, int):
         raise TypeError(f"user must be a user name or an int uid, not {type(user).__name__}")
     if not 0 <= user <= _ID_MAX:

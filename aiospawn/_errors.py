@@ -10,14 +10,26 @@ class BackendUnavailableError(RuntimeError):
     """No spawn backend can run here, or the one forced by AIOSPAWN_BACKEND cannot."""
 
 
+class UnknownNameError(ValueError, KeyError):
+    """A user or group name that the password or group database lacks.
+
+    A ValueError like aiospawn's other argument errors, and a KeyError like
+    the one subprocess raises, so code written for either catches it.
+    """
+
+    # KeyError's own __str__ would show the message as a quoted repr.
+    __str__ = BaseException.__str__
+
+
 class ExitStatusUnknownError(ChildProcessError):
     """The child's exit status was collected by someone else and is unknown.
 
     aiospawn never invents a status. On Linux 6.15 and newer the pidfd keeps
-    the status after someone else reaped the child, so this cannot happen
-    there. On older kernels it happens when another part of the program
-    reaps children it does not own, with ``waitpid(-1)``, or when SIGCHLD is
-    set to SIG_IGN so the kernel discards the status at exit.
+    the status after someone else reaped the child, except on the
+    posix_spawn backend when the child exits before its pidfd is open. On
+    older kernels it happens when another part of the program reaps
+    children it does not own, with ``waitpid(-1)``, or when SIGCHLD is set
+    to SIG_IGN so the kernel discards the status at exit.
     """
 
     def __init__(self, pid: int, args: object) -> None:

@@ -169,6 +169,25 @@ async def test_cwd_missing(api, backend, tmp_path):
 
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize(
+    "option",
+    [
+        {"user": "aiospawn-no-such-user"},
+        {"group": "aiospawn-no-such-group"},
+        {"extra_groups": ["aiospawn-no-such-group"]},
+    ],
+)
+async def test_unknown_name_like_subprocess(api, option, live_children):
+    # subprocess raises KeyError for an unknown name, aiospawn ValueError:
+    # the error is both, and its text is the plain message.
+    with pytest.raises(KeyError) as caught:
+        await spawn(api, ["true"], **option)
+    assert isinstance(caught.value, ValueError)
+    assert str(caught.value).endswith("database")
+    assert live_children() == set()
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize(
     ("option", "value"),
     [
         ("umask", 1 << 40),
