@@ -320,7 +320,8 @@ def _parse_signal(value: Any, what: str) -> int:
 
 
 # uid_t and gid_t are 32 bits wide, and their all-ones value means "leave
-# unchanged" to setresuid and setresgid, so it is no id. pid_t is signed.
+# unchanged" to setresuid and setresgid, so it is not a valid id. pid_t is
+# signed.
 _ID_MAX = (1 << 32) - 2
 _PID_T_MAX = _C_INT_MAX = (1 << 31) - 1
 

@@ -403,12 +403,10 @@ async def run(
         # The coroutine is being closed, as when its task is dropped after
         # its loop closed: nothing can be awaited any more. The child is
         # killed now and reaped by its watcher, or by the orphan reaper
-        # once the loop is closed. A cgroup is emptied but left behind
-        # (see the NOTE in _cgroup.py).
+        # once the loop is closed. With a cgroup, kill() empties it, but the
+        # cgroup itself is left behind (see the NOTE in _cgroup.py).
         communication.close()
         child.kill()
-        if tree is not None:
-            tree.kill()
         raise
     except BaseException:
         communication.close()

@@ -353,7 +353,7 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             self._close_unconnected_pipes()
 
     def _close_without_loop(self) -> None:
-        """Close as asyncio's close() does, minus the callbacks a closed loop refuses.
+        """Close as asyncio's close() does, minus the callbacks a closed loop rejects.
 
         asyncio's pipe transports schedule connection_lost with call_soon,
         which raises once the loop is closed. A transport collected after
